@@ -14,8 +14,10 @@ CREATE TABLE "User" (
 CREATE TABLE "Room" (
     "id" UUID NOT NULL,
     "name" TEXT NOT NULL,
+    "isPrivate" BOOLEAN NOT NULL DEFAULT false,
     "createdAt" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
     "createdById" UUID NOT NULL,
+    "lastMessageAt" TIMESTAMPTZ(3),
     "lastSeq" INTEGER NOT NULL DEFAULT 0,
 
     CONSTRAINT "Room_pkey" PRIMARY KEY ("id")

@@ -1,0 +1,58 @@
+import { z } from 'zod';
+
+const duration = z
+  .string()
+  .regex(/^\d+\s*(s|m|h|d)$/, 'a duration such as 90s, 15m, 24h or 7d');
+
+const ConfigSchema = z
+  .object({
+    NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+    HOST: z.string().default('0.0.0.0'),
+    PORT: z.coerce.number().int().min(0).max(65535).default(4000),
+    DATABASE_URL: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'a postgres:// URL')
+      .optional()
+      .or(z.literal('').transform(() => undefined)),
+    REDIS_URL: z
+      .string()
+      .regex(/^rediss?:\/\//, 'a redis:// URL')
+      .optional()
+      .or(z.literal('').transform(() => undefined)),
+    JWT_SECRET: z.string().optional().or(z.literal('').transform(() => undefined)),
+    JWT_TTL: duration.default('24h'),
+    DATA_DIR: z.string().default('./.data'),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** How long stop() waits for WebSocket clients to close before cutting them. */
+    SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(5000),
+  })
+  .superRefine((env, ctx) => {
+    if (env.NODE_ENV === 'production') {
+      if (!env.JWT_SECRET) ctx.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: 'is required in production' });
+      else if (env.JWT_SECRET.length < 32)
+        ctx.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: 'must be at least 32 characters' });
+    }
+  });
+
+export type Config = z.infer<typeof ConfigSchema>;
+
+/**
+ * Reads configuration from environment variables. Throws one error listing
+ * every invalid variable, so a misconfigured deployment fails at start-up.
+ */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const result = ConfigSchema.safeParse(env);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new Error(`Invalid configuration:\n${lines.join('\n')}`);
+  }
+  return result.data;
+}
+
+/** Milliseconds in a duration such as "15m". */
+export function durationMs(value: string): number {
+  const match = /^(\d+)\s*(s|m|h|d)$/.exec(value);
+  if (!match) throw new Error(`Not a duration: ${value}`);
+  const unit = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] as 's' | 'm' | 'h' | 'd'];
+  return Number(match[1]) * unit;
+}

@@ -1,0 +1,86 @@
+import type { IncomingMessage } from 'node:http';
+import { GraphQLError, type ExecutionArgs } from 'graphql';
+import { CloseCode } from 'graphql-ws';
+import { useServer } from 'graphql-ws/use/ws';
+import type { WebSocketServer } from 'ws';
+import type { YogaServerInstance } from 'graphql-yoga';
+import type { Viewer } from '../schema/context.ts';
+import { bearerToken } from './auth/tokens.ts';
+import type { Logger } from './logger.ts';
+
+/** What a connection carries once authenticated in onConnect. */
+export interface ConnectionExtra extends Record<PropertyKey, unknown> {
+  viewer?: Viewer;
+}
+
+export interface GraphqlWsOptions {
+  wss: WebSocketServer;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  yoga: YogaServerInstance<any, any>;
+  authenticate(token: string): Promise<Viewer | null>;
+  log: Logger;
+}
+
+interface RootValue {
+  execute(args: ExecutionArgs): unknown;
+  subscribe(args: ExecutionArgs): unknown;
+}
+
+/**
+ * graphql-ws (`graphql-transport-ws`) on the WebSocket server. A connection
+ * authenticates once, in connection_init: no token closes it with 4401, a
+ * bad or expired one with 4403. Each subscribe then runs through yoga's
+ * envelop, so HTTP and WebSocket share plugins and the context factory.
+ */
+export function attachGraphqlWs({ wss, yoga, authenticate, log }: GraphqlWsOptions) {
+  return useServer<Record<string, unknown> | undefined, ConnectionExtra>(
+    {
+      execute: (args) => (args.rootValue as RootValue).execute(args) as never,
+      subscribe: (args) => (args.rootValue as RootValue).subscribe(args) as never,
+      onConnect: async (ctx) => {
+        const token = bearerToken(ctx.connectionParams?.authorization);
+        if (token === undefined) {
+          ctx.extra.socket.close(CloseCode.Unauthorized, 'Unauthorized: connectionParams.authorization is missing');
+          return false;
+        }
+        const viewer = token ? await authenticate(token) : null;
+        if (!viewer) {
+          log.info({ ip: remoteAddress(ctx.extra.request) }, 'websocket refused: invalid token');
+          return false; // 4403 Forbidden
+        }
+        ctx.extra.viewer = viewer;
+        return true;
+      },
+      onSubscribe: async (ctx, _id, payload) => {
+        const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
+          ...ctx,
+          req: ctx.extra.request,
+          socket: ctx.extra.socket,
+          params: payload,
+          wsViewer: ctx.extra.viewer ?? null,
+        });
+        let document;
+        try {
+          document = parse(payload.query);
+        } catch (error) {
+          return [error instanceof GraphQLError ? error : new GraphQLError('Could not parse the query.')];
+        }
+        const errors = validate(schema, document);
+        if (errors.length > 0) return errors;
+        return {
+          schema,
+          operationName: payload.operationName ?? null,
+          document,
+          variableValues: payload.variables ?? null,
+          contextValue: await contextFactory(),
+          rootValue: { execute, subscribe } satisfies RootValue,
+        };
+      },
+    },
+    wss,
+  );
+}
+
+function remoteAddress(request: IncomingMessage): string | undefined {
+  return request.socket.remoteAddress;
+}

@@ -1,0 +1,32 @@
+import { GraphQLError } from 'graphql';
+
+/**
+ * The `extensions.code` values clients can rely on. Anything else reaching a
+ * client is masked by the server as an unexpected error.
+ */
+export const ErrorCode = {
+  UNAUTHENTICATED: 'UNAUTHENTICATED',
+  FORBIDDEN: 'FORBIDDEN',
+  NOT_FOUND: 'NOT_FOUND',
+  BAD_USER_INPUT: 'BAD_USER_INPUT',
+  CONFLICT: 'CONFLICT',
+  RATE_LIMITED: 'RATE_LIMITED',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** An expected failure with a safe message and a stable code. */
+export function userError(
+  code: ErrorCode,
+  message: string,
+  extensions: Record<string, unknown> = {},
+): GraphQLError {
+  return new GraphQLError(message, { extensions: { code, ...extensions } });
+}
+
+export const unauthenticated = () =>
+  userError(ErrorCode.UNAUTHENTICATED, 'Sign in to do this.', { http: { status: 401 } });
+export const forbidden = (message = 'You are not allowed to do this.') =>
+  userError(ErrorCode.FORBIDDEN, message);
+export const notFound = (what: string) => userError(ErrorCode.NOT_FOUND, `${what} not found.`);
+export const badInput = (message: string, field?: string) =>
+  userError(ErrorCode.BAD_USER_INPUT, message, field ? { field } : {});

@@ -1,0 +1,60 @@
+/**
+ * Every pub/sub topic and the shape of what travels on it. Topics are
+ * `entity:verb`; the first tuple element scopes the topic (usually a room id),
+ * the last is the payload. Payloads are small and self-contained so that a
+ * subscriber can resolve its fields without going back to the database.
+ */
+export interface UserSummary {
+  id: string;
+  name: string;
+}
+
+export interface AttachmentSummary {
+  id: string;
+  name: string;
+  size: number;
+  contentType: string;
+}
+
+export interface MessageEvent {
+  id: string;
+  roomId: string;
+  seq: number;
+  body: string;
+  clientId: string;
+  /** ISO-8601 */
+  createdAt: string;
+  sender: UserSummary;
+  attachments: AttachmentSummary[];
+}
+
+export interface MembershipEvent {
+  roomId: string;
+  userId: string;
+  change: 'joined' | 'left';
+}
+
+export type Events = {
+  'message:added': [roomId: string, message: MessageEvent];
+  'member:changed': [roomId: string, event: MembershipEvent];
+};
+
+export type Topic = keyof Events;
+/** The scope of a topic: all tuple elements but the payload. */
+export type TopicScope<K extends Topic> = Events[K] extends [...infer S, unknown] ? S : never;
+export type TopicPayload<K extends Topic> = Events[K] extends [...unknown[], infer P] ? P : never;
+
+/**
+ * Publish/subscribe over typed topics. Implemented in-process and over Redis;
+ * both deliver a topic's events to each subscriber in publish order.
+ */
+export interface PubSub {
+  publish<K extends Topic>(topic: K, ...args: Events[K]): Promise<void>;
+  /**
+   * Resolves once the subscription is active at the broker, so a caller can
+   * read a backlog afterwards without missing events published in between.
+   * Calling `return()` on the iterator unsubscribes.
+   */
+  subscribe<K extends Topic>(topic: K, ...scope: TopicScope<K>): Promise<AsyncIterableIterator<TopicPayload<K>>>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,285 @@
+import { resolveCursorConnection } from '@pothos/plugin-relay';
+import { GraphQLError } from 'graphql';
+import { z } from 'zod';
+import { isId, requireRoomMember } from './access.ts';
+import { builder, type MessageShape } from './builder.ts';
+import type { Context } from './context.ts';
+import { ErrorCode, badInput, userError } from './errors.ts';
+import type { MessageEvent } from './events.ts';
+import { Room } from './room.ts';
+import { DateTime } from './scalars.ts';
+import { User } from './user.ts';
+import { parseInput } from './validation.ts';
+import { takeUntil, whenMemberLeaves } from './lib/streams.ts';
+
+const Attachment = builder.objectRef<MessageShape['attachments'][number]>('Attachment').implement({
+  description: 'A file attached to a message.',
+  fields: (t) => ({
+    id: t.exposeID('id', { description: 'The upload id returned by `POST /uploads`.' }),
+    name: t.exposeString('name', { description: 'Sanitized file name.' }),
+    size: t.exposeInt('size', { description: 'Size in bytes.' }),
+    contentType: t.exposeString('contentType', { description: 'Media type detected from the file content.' }),
+    url: t.string({
+      description: 'Where to download the file; requires the bearer token of a member of a room where it was posted.',
+      resolve: (a) => `/uploads/${a.id}`,
+    }),
+  }),
+});
+
+export const Message = builder.objectRef<MessageShape>('Message').implement({
+  description: 'A chat message. Immutable once sent.',
+  fields: (t) => ({
+    id: t.exposeID('id', { description: 'Stable identifier (a UUID).' }),
+    roomId: t.exposeID('roomId', { description: 'The room it was sent to.' }),
+    seq: t.exposeInt('seq', {
+      description: 'Position in the room: 1 for the first message, then increasing by exactly one, with no gaps.',
+    }),
+    body: t.exposeString('body', { description: 'Plain text, 1 to 4000 characters. Render as text, never as HTML.' }),
+    clientId: t.exposeString('clientId', { description: "The sender's idempotency key given to sendMessage." }),
+    createdAt: t.field({ type: DateTime, description: 'When the server accepted the message.', resolve: (m) => m.createdAt }),
+    sender: t.field({ type: User, description: 'Who sent it.', resolve: (m) => m.sender }),
+    attachments: t.field({ type: [Attachment], description: 'Files sent with the message, in the order given.', resolve: (m) => m.attachments }),
+  }),
+});
+
+/** Prisma selection that yields everything a MessageShape needs, in one query. */
+const messageInclude = {
+  sender: { select: { id: true, name: true } },
+  attachments: { select: { id: true, name: true, size: true, contentType: true }, orderBy: { createdAt: 'asc' } },
+} as const;
+
+function toEvent(m: MessageShape): MessageEvent {
+  return { ...m, createdAt: m.createdAt.toISOString() };
+}
+function fromEvent(e: MessageEvent): MessageShape {
+  return { ...e, createdAt: new Date(e.createdAt) };
+}
+
+const SendMessage = z.object({
+  roomId: z.string(),
+  body: z.string().refine((s) => s.trim().length > 0, 'must not be empty').pipe(z.string().max(4000, 'must be at most 4000 characters')),
+  clientId: z.string().min(1, 'must not be empty').max(100, 'must be at most 100 characters'),
+  attachmentIds: z.array(z.string()).max(10, 'at most 10 attachments'),
+});
+
+const SendMessageInput = builder.inputType('SendMessageInput', {
+  description: 'A message to send.',
+  fields: (t) => ({
+    roomId: t.id({ required: true, description: 'The room to send to; the viewer must be a member.' }),
+    body: t.string({ required: true, description: 'Plain text, 1 to 4000 characters, not only white space.' }),
+    clientId: t.string({
+      required: true,
+      description:
+        'Idempotency key chosen by the sender (e.g. a UUID), 1 to 100 characters. Sending the same clientId again returns the first message and creates nothing new, so a client can safely retry.',
+    }),
+    attachmentIds: t.idList({
+      required: false,
+      description: 'Uploads (from `POST /uploads`) to attach, owned by the viewer and not attached elsewhere. At most 10.',
+    }),
+  }),
+});
+
+builder.mutationField('sendMessage', (t) =>
+  t.field({
+    type: Message,
+    authScopes: { loggedIn: true },
+    description:
+      'Sends a message to a room. Safe to retry with the same clientId. Errors: BAD_USER_INPUT (empty or too long body, bad attachments), NOT_FOUND, FORBIDDEN, CONFLICT (clientId already used in another room).',
+    args: { input: t.arg({ type: SendMessageInput, required: true }) },
+    resolve: async (_root, { input }, ctx) => {
+      const data = parseInput(SendMessage, {
+        roomId: String(input.roomId),
+        body: input.body,
+        clientId: input.clientId,
+        attachmentIds: (input.attachmentIds ?? []).map(String),
+      });
+      const viewer = await requireRoomMember(ctx, data.roomId);
+      const { message, created } = await sendMessage(ctx, viewer.id, data);
+      if (created) {
+        try {
+          await ctx.pubsub.publish('message:added', message.roomId, toEvent(message));
+        } catch (error) {
+          // The message is stored; subscribers pick it up from the database
+          // when the next event reveals the gap, or when they resume.
+          ctx.log.error({ err: error, roomId: message.roomId, seq: message.seq }, 'publishing message:added failed');
+        }
+      }
+      return message;
+    },
+  }),
+);
+
+async function findByClientId(ctx: Context, senderId: string, clientId: string, roomId: string) {
+  const existing = await ctx.db.message.findUnique({
+    where: { senderId_clientId: { senderId, clientId } },
+    include: messageInclude,
+  });
+  if (existing && existing.roomId !== roomId) {
+    throw userError(ErrorCode.CONFLICT, 'This clientId was already used for a message in another room.', { field: 'clientId' });
+  }
+  return existing;
+}
+
+/**
+ * Stores a message. The room row is locked by incrementing its `lastSeq` in the
+ * same transaction that inserts the message, which serializes senders per room
+ * and makes seqs gap-free: a failed insert rolls the increment back.
+ */
+async function sendMessage(
+  ctx: Context,
+  senderId: string,
+  data: z.infer<typeof SendMessage>,
+): Promise<{ message: MessageShape; created: boolean }> {
+  const existing = await findByClientId(ctx, senderId, data.clientId, data.roomId);
+  if (existing) return { message: existing, created: false };
+  const attachmentIds = [...new Set(data.attachmentIds)];
+  if (attachmentIds.some((id) => !isId(id))) throw badInput('attachmentIds: unknown upload', 'attachmentIds');
+  try {
+    const message = await ctx.db.$transaction(async (tx) => {
+      const now = ctx.clock.now();
+      const room = await tx.room.update({
+        where: { id: data.roomId },
+        data: { lastSeq: { increment: 1 }, lastMessageAt: now },
+        select: { lastSeq: true },
+      });
+      const created = await tx.message.create({
+        data: { roomId: data.roomId, seq: room.lastSeq, senderId, body: data.body, clientId: data.clientId, createdAt: now },
+        select: { id: true },
+      });
+      if (attachmentIds.length > 0) {
+        const { count } = await tx.upload.updateMany({
+          where: { id: { in: attachmentIds }, ownerId: senderId, messageId: null },
+          data: { messageId: created.id },
+        });
+        if (count !== attachmentIds.length) {
+          throw badInput('attachmentIds: each must be your own upload, not yet attached to a message', 'attachmentIds');
+        }
+      }
+      return tx.message.findUniqueOrThrow({ where: { id: created.id }, include: messageInclude });
+    });
+    return { message, created: true };
+  } catch (error) {
+    if ((error as { code?: string }).code === 'P2002') {
+      // The same clientId raced in from another request and won.
+      const winner = await findByClientId(ctx, senderId, data.clientId, data.roomId);
+      if (winner) return { message: winner, created: false };
+    }
+    throw error;
+  }
+}
+
+builder.objectField(Room, 'messages', (t) =>
+  t.connection({
+    type: Message,
+    description:
+      'Message history, oldest first within a page. Page backwards from the newest with `last` and `before` (the cursor of the oldest message you hold); at most 100 per page.',
+    resolve: (room, args, ctx) => {
+      for (const cursor of [args.before, args.after]) {
+        if (cursor != null && !/^\d{1,10}$/.test(cursor)) throw badInput('Invalid cursor.', cursor === args.before ? 'before' : 'after');
+      }
+      return resolveCursorConnection<Promise<MessageShape[]>>(
+        { args, toCursor: (m: MessageShape) => String(m.seq), defaultSize: 50, maxSize: ctx.limits.maxHistoryPage },
+        ({ before, after, limit, inverted }): Promise<MessageShape[]> =>
+          ctx.db.message.findMany({
+            where: {
+              roomId: room.id,
+              seq: { ...(before ? { lt: Number(before) } : {}), ...(after ? { gt: Number(after) } : {}) },
+            },
+            orderBy: { seq: inverted ? 'desc' : 'asc' },
+            take: limit,
+            include: messageInclude,
+          }),
+      );
+    },
+  }),
+);
+
+builder.subscriptionType({
+  description: 'Live events over WebSocket (graphql-transport-ws protocol on the same /graphql path).',
+});
+
+builder.subscriptionField('messageAdded', (t) =>
+  t.field({
+    type: Message,
+    authScopes: { loggedIn: true },
+    description:
+      "New messages of a room, each once and in `seq` order. With `afterSeq`, first replays every stored message after it, then continues live with no gap or duplicate at the hand-over. Errors: NOT_FOUND, FORBIDDEN, BACKLOG_TOO_LARGE (more than the replay limit is missing: load history with room.messages and subscribe again with a recent afterSeq). Ends when the viewer leaves the room.",
+    args: {
+      roomId: t.arg.id({ required: true, description: 'The room; the viewer must be a member.' }),
+      afterSeq: t.arg.int({ required: false, description: 'The last seq the client already has; omit to receive only new messages.' }),
+    },
+    subscribe: async (_root, args, ctx) => {
+      const roomId = String(args.roomId);
+      const viewer = await requireRoomMember(ctx, roomId);
+      if (args.afterSeq != null && args.afterSeq < 0) throw badInput('afterSeq must be 0 or more.', 'afterSeq');
+      const membership = await whenMemberLeaves(ctx, roomId, viewer.id);
+      const stream = roomMessages(ctx, roomId, args.afterSeq ?? null);
+      return wrap(takeUntil(stream, membership.left), membership.cancel);
+    },
+    resolve: (message) => message,
+  }),
+);
+
+async function* wrap<T>(source: AsyncGenerator<T>, onEnd: () => void): AsyncGenerator<T> {
+  try {
+    yield* source;
+  } finally {
+    onEnd();
+  }
+}
+
+/**
+ * The messages of a room in seq order, exactly once each. Subscribes to live
+ * events first, then reads the starting point (the backlog after `afterSeq`,
+ * or the room's current seq), and fills from the database any gap the live
+ * stream shows (events from several API processes can arrive out of order).
+ */
+async function* roomMessages(ctx: Context, roomId: string, afterSeq: number | null): AsyncGenerator<MessageShape> {
+  const live = await ctx.pubsub.subscribe('message:added', roomId);
+  try {
+    let cursor: number;
+    if (afterSeq === null) {
+      const room = await ctx.db.room.findUniqueOrThrow({ where: { id: roomId }, select: { lastSeq: true } });
+      cursor = room.lastSeq;
+    } else {
+      cursor = afterSeq;
+      const limit = ctx.limits.maxReplay;
+      const pending = await ctx.db.message.count({ where: { roomId, seq: { gt: afterSeq } } });
+      if (pending > limit) {
+        const room = await ctx.db.room.findUniqueOrThrow({ where: { id: roomId }, select: { lastSeq: true } });
+        throw new GraphQLError(`More than ${limit} messages were sent after seq ${afterSeq}; load history and resubscribe.`, {
+          extensions: { code: 'BACKLOG_TOO_LARGE', limit, lastSeq: room.lastSeq },
+        });
+      }
+      for (const m of await range(ctx, roomId, afterSeq, null)) {
+        yield m;
+        cursor = m.seq;
+      }
+    }
+    while (true) {
+      const next = await live.next();
+      if (next.done) return;
+      const event = next.value;
+      if (event.seq <= cursor) continue;
+      if (event.seq > cursor + 1) {
+        for (const m of await range(ctx, roomId, cursor, event.seq)) {
+          yield m;
+          cursor = m.seq;
+        }
+      }
+      yield fromEvent(event);
+      cursor = event.seq;
+    }
+  } finally {
+    await live.return?.();
+  }
+}
+
+/** Stored messages with after < seq < before (before omitted: all after). */
+function range(ctx: Context, roomId: string, after: number, before: number | null): Promise<MessageShape[]> {
+  return ctx.db.message.findMany({
+    where: { roomId, seq: before === null ? { gt: after } : { gt: after, lt: before } },
+    orderBy: { seq: 'asc' },
+    include: messageInclude,
+  });
+}
