@@ -52,7 +52,7 @@ builder.mutationField('signUp', (t) =>
   t.field({
     type: AuthPayload,
     description: 'Creates an account and signs it in. Errors: BAD_USER_INPUT for invalid fields, CONFLICT when the email is taken.',
-    args: { input: t.arg({ type: SignUpInput, required: true }) },
+    args: { input: t.arg({ type: SignUpInput, required: true, description: 'The new account.' }) },
     resolve: async (_root, { input }, ctx) => {
       const data = parseInput(SignUp, input);
       const passwordHash = await ctx.passwords.hash(data.password);
@@ -79,7 +79,7 @@ builder.mutationField('signIn', (t) =>
   t.field({
     type: AuthPayload,
     description: 'Signs in with email and password. Errors: UNAUTHENTICATED when they do not match an account.',
-    args: { input: t.arg({ type: SignInInput, required: true }) },
+    args: { input: t.arg({ type: SignInInput, required: true, description: 'The credentials.' }) },
     resolve: async (_root, { input }, ctx) => {
       const data = parseInput(SignIn, input);
       const user = await ctx.db.user.findUnique({

@@ -85,7 +85,7 @@ builder.mutationField('sendMessage', (t) =>
     authScopes: { loggedIn: true },
     description:
       'Sends a message to a room. Safe to retry with the same clientId. Errors: BAD_USER_INPUT (empty or too long body, bad attachments), NOT_FOUND, FORBIDDEN, CONFLICT (clientId already used in another room).',
-    args: { input: t.arg({ type: SendMessageInput, required: true }) },
+    args: { input: t.arg({ type: SendMessageInput, required: true, description: 'The message.' }) },
     resolve: async (_root, { input }, ctx) => {
       const data = parseInput(SendMessage, {
         roomId: String(input.roomId),

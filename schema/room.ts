@@ -101,7 +101,7 @@ builder.mutationField('createRoom', (t) =>
     type: Room,
     authScopes: { loggedIn: true },
     description: 'Creates a room with the viewer and the given users as members.',
-    args: { input: t.arg({ type: CreateRoomInput, required: true }) },
+    args: { input: t.arg({ type: CreateRoomInput, required: true, description: 'The room to create.' }) },
     resolve: async (_root, { input }, ctx) => {
       const viewer = requireViewer(ctx);
       const data = parseInput(CreateRoom, {
