@@ -1,4 +1,5 @@
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { GraphQLError } from 'graphql';
 import { createYoga } from 'graphql-yoga';
@@ -15,6 +16,9 @@ import { openDatabase, type Database } from './db/index.ts';
 import { attachGraphqlWs } from './graphql-ws.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMemoryPubSub } from './pubsub/index.ts';
+import { createUploadRoutes } from './uploads/http.ts';
+import { createUrlSigner } from './uploads/signed-urls.ts';
+import { createLocalFileStore } from './uploads/storage.ts';
 
 /** WebSocket close code sent when the server stops: clients reconnect (1012 Service Restart). */
 export const DRAIN_CLOSE_CODE = 1012;
@@ -54,6 +58,7 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
   const secret = await resolveJwtSecret(config.JWT_SECRET, config.DATA_DIR);
   const tokens = createTokens(secret, durationMs(config.JWT_TTL) / 1000);
   const pubsub = deps.pubsub ?? createMemoryPubSub();
+  const urlSigner = createUrlSigner(secret, durationMs(config.UPLOAD_URL_TTL) / 1000, () => deps.clock?.now() ?? new Date());
   const services: Services = {
     db,
     pubsub,
@@ -62,6 +67,7 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
     passwords: createPasswordHasher(),
     limits: defaultLimits,
     log,
+    files: { signedUrl: (id) => urlSigner.signedUrl(id) },
   };
 
   const yoga = createYoga<InitialContext, Context>({
@@ -90,6 +96,15 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
     },
   });
 
+  const uploads = createUploadRoutes({
+    db,
+    store: createLocalFileStore(join(resolve(config.DATA_DIR), 'uploads')),
+    signer: urlSigner,
+    maxBytes: config.UPLOAD_MAX_BYTES,
+    authenticate: async (token) => (await authenticate(db, tokens, token))?.viewer ?? null,
+    log,
+  });
+
   const http = createHttpServer((req, res) => route(req, res));
   const wss = new WebSocketServer({ server: http, path: GRAPHQL_PATH, maxPayload: 256 * 1024 });
   const graphqlWs = attachGraphqlWs({
@@ -107,6 +122,10 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
     }
     if (path === GRAPHQL_PATH) {
       void yoga(req, res);
+      return;
+    }
+    if (path !== undefined && uploads.matches(path)) {
+      void uploads.handle(req, res);
       return;
     }
     res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not found"}');

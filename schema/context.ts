@@ -40,6 +40,15 @@ export interface Logger {
   error(obj: object, msg?: string): void;
 }
 
+/** Links to uploaded files; implemented by the server runtime, which owns url signing. */
+export interface FileLinks {
+  /**
+   * A relative download url for an upload that works without a bearer token
+   * (so it can go in `<img src>`) until it expires.
+   */
+  signedUrl(uploadId: string): string;
+}
+
 /** Services shared by every request, built once by the server runtime. */
 export interface Services {
   db: PrismaClient;
@@ -49,6 +58,7 @@ export interface Services {
   passwords: PasswordHasher;
   limits: SchemaLimits;
   log: Logger;
+  files: FileLinks;
 }
 
 /** What every resolver receives, over HTTP and over WebSocket alike. */

@@ -2,6 +2,7 @@ import { resolveCursorConnection } from '@pothos/plugin-relay';
 import { GraphQLError } from 'graphql';
 import { z } from 'zod';
 import { isId, requireRoomMember } from './access.ts';
+import { Attachment } from './attachment.ts';
 import { builder, type MessageShape } from './builder.ts';
 import type { Context } from './context.ts';
 import { ErrorCode, badInput, userError } from './errors.ts';
@@ -11,20 +12,6 @@ import { DateTime } from './scalars.ts';
 import { User } from './user.ts';
 import { parseInput } from './validation.ts';
 import { takeUntil, whenMemberLeaves } from './lib/streams.ts';
-
-const Attachment = builder.objectRef<MessageShape['attachments'][number]>('Attachment').implement({
-  description: 'A file attached to a message.',
-  fields: (t) => ({
-    id: t.exposeID('id', { description: 'The upload id returned by `POST /uploads`.' }),
-    name: t.exposeString('name', { description: 'Sanitized file name.' }),
-    size: t.exposeInt('size', { description: 'Size in bytes.' }),
-    contentType: t.exposeString('contentType', { description: 'Media type detected from the file content.' }),
-    url: t.string({
-      description: 'Where to download the file; requires the bearer token of a member of a room where it was posted.',
-      resolve: (a) => `/uploads/${a.id}`,
-    }),
-  }),
-});
 
 export const Message = builder.objectRef<MessageShape>('Message').implement({
   description: 'A chat message. Immutable once sent.',
