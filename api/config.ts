@@ -25,6 +25,10 @@ const ConfigSchema = z
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     /** How long stop() waits for WebSocket clients to close before cutting them. */
     SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(5000),
+    /** A user whose last connection closed stays online this long, so reloads do not flap. */
+    PRESENCE_GRACE_MS: z.coerce.number().int().min(0).default(5000),
+    /** A typist who does not renew setTyping(true) disappears after this long. */
+    TYPING_TTL_MS: z.coerce.number().int().min(500).default(5000),
     /** Largest file `POST /uploads` accepts, in bytes; capped by the 32-bit size column. */
     UPLOAD_MAX_BYTES: z.coerce.number().int().min(1).max(2 ** 31 - 1).default(10 * 1024 * 1024),
     /** How long a signed attachment url (`Attachment.signedUrl`) stays valid. */

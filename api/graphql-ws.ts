@@ -18,6 +18,10 @@ export interface GraphqlWsOptions {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   yoga: YogaServerInstance<any, any>;
   authenticate(token: string): Promise<Viewer | null>;
+  /** A connection was authenticated (presence). */
+  onConnected?(viewer: Viewer): Promise<void> | void;
+  /** An authenticated connection closed. */
+  onDisconnected?(viewer: Viewer): Promise<void> | void;
   log: Logger;
 }
 
@@ -32,7 +36,7 @@ interface RootValue {
  * bad or expired one with 4403. Each subscribe then runs through yoga's
  * envelop, so HTTP and WebSocket share plugins and the context factory.
  */
-export function attachGraphqlWs({ wss, yoga, authenticate, log }: GraphqlWsOptions) {
+export function attachGraphqlWs({ wss, yoga, authenticate, onConnected, onDisconnected, log }: GraphqlWsOptions) {
   return useServer<Record<string, unknown> | undefined, ConnectionExtra>(
     {
       execute: (args) => (args.rootValue as RootValue).execute(args) as never,
@@ -49,7 +53,11 @@ export function attachGraphqlWs({ wss, yoga, authenticate, log }: GraphqlWsOptio
           return false; // 4403 Forbidden
         }
         ctx.extra.viewer = viewer;
+        await onConnected?.(viewer);
         return true;
+      },
+      onDisconnect: async (ctx) => {
+        if (ctx.extra.viewer) await onDisconnected?.(ctx.extra.viewer);
       },
       onSubscribe: async (ctx, _id, payload) => {
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({

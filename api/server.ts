@@ -15,7 +15,10 @@ import { durationMs, type Config } from './config.ts';
 import { openDatabase, type Database } from './db/index.ts';
 import { attachGraphqlWs } from './graphql-ws.ts';
 import { createLogger, type Logger } from './logger.ts';
+import { createLoaders } from '../schema/loaders.ts';
+import { MemoryPresence } from './presence/memory-presence.ts';
 import { createMemoryPubSub } from './pubsub/index.ts';
+import { MemoryTyping } from './typing/memory-typing.ts';
 import { createUploadRoutes } from './uploads/http.ts';
 import { createUrlSigner } from './uploads/signed-urls.ts';
 import { createLocalFileStore } from './uploads/storage.ts';
@@ -59,10 +62,15 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
   const tokens = createTokens(secret, durationMs(config.JWT_TTL) / 1000);
   const pubsub = deps.pubsub ?? createMemoryPubSub();
   const urlSigner = createUrlSigner(secret, durationMs(config.UPLOAD_URL_TTL) / 1000, () => deps.clock?.now() ?? new Date());
+  const clock = deps.clock ?? { now: () => new Date() };
+  const presence = new MemoryPresence({ pubsub, db, clock, log }, config.PRESENCE_GRACE_MS);
+  const typing = new MemoryTyping(pubsub, clock, { ttlMs: config.TYPING_TTL_MS, minIntervalMs: 1000 });
   const services: Services = {
     db,
     pubsub,
-    clock: deps.clock ?? { now: () => new Date() },
+    clock,
+    presence,
+    typing,
     tokens,
     passwords: createPasswordHasher(),
     limits: defaultLimits,
@@ -83,16 +91,16 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
       error: (...args) => log.error({ err: args.find((a) => a instanceof Error) }, args.map(String).join(' ')),
     },
     context: async ({ request, wsViewer }): Promise<Context> => {
-      if (wsViewer !== undefined) return { ...services, viewer: wsViewer };
+      if (wsViewer !== undefined) return { ...services, viewer: wsViewer, loaders: createLoaders(db, presence) };
       const token = bearerToken(request.headers.get('authorization'));
-      if (token === undefined) return { ...services, viewer: null };
+      if (token === undefined) return { ...services, viewer: null, loaders: createLoaders(db, presence) };
       const auth = token ? await authenticate(db, tokens, token) : null;
       if (!auth) {
         throw new GraphQLError('The bearer token is invalid or expired.', {
           extensions: { code: 'UNAUTHENTICATED', http: { status: 401, headers: { 'WWW-Authenticate': 'Bearer' } } },
         });
       }
-      return { ...services, viewer: auth.viewer };
+      return { ...services, viewer: auth.viewer, loaders: createLoaders(db, presence) };
     },
   });
 
@@ -112,6 +120,8 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
     yoga,
     log,
     authenticate: async (token) => (await authenticate(db, tokens, token))?.viewer ?? null,
+    onConnected: (viewer) => presence.connected({ id: viewer.id, name: viewer.name }),
+    onDisconnected: (viewer) => presence.disconnected({ id: viewer.id, name: viewer.name }),
   });
 
   function route(req: IncomingMessage, res: ServerResponse) {
@@ -148,6 +158,8 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
     const forced = setTimeout(() => http.closeAllConnections(), grace);
     await httpClosed;
     clearTimeout(forced);
+    typing.close();
+    await presence.flush();
     await pubsub.close();
     await database.close();
     log.info('server stopped');

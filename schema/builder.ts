@@ -9,6 +9,8 @@ export interface UserShape {
   id: string;
   name: string;
   email?: string;
+  /** Present when the source already knows it (presence events); loaded otherwise. */
+  lastSeenAt?: Date | null;
 }
 
 export interface RoomShape {

@@ -1,5 +1,6 @@
 import type { PrismaClient } from '../prisma/generated/client.ts';
-import type { PubSub } from './events.ts';
+import type { PubSub, UserSummary } from './events.ts';
+import type { Loaders } from './loaders.ts';
 
 /** The signed-in user making the request, as established by a verified token. */
 export interface Viewer {
@@ -40,6 +41,25 @@ export interface Logger {
   error(obj: object, msg?: string): void;
 }
 
+/**
+ * Who is online. A user is online while they hold at least one authenticated
+ * WebSocket; the runtime publishes `presence:changed` on each transition.
+ */
+export interface PresenceService {
+  /** The ids among `userIds` that are online now. */
+  online(userIds: readonly string[]): Promise<Set<string>>;
+}
+
+/**
+ * Who is typing where. The runtime expires a typist after a few seconds
+ * without renewal and publishes `typing:changed` when a room's set changes.
+ */
+export interface TypingService {
+  set(roomId: string, user: UserSummary, isTyping: boolean): Promise<void>;
+  /** Everyone typing in the room now. */
+  current(roomId: string): Promise<UserSummary[]>;
+}
+
 /** Links to uploaded files; implemented by the server runtime, which owns url signing. */
 export interface FileLinks {
   /**
@@ -59,9 +79,13 @@ export interface Services {
   limits: SchemaLimits;
   log: Logger;
   files: FileLinks;
+  presence: PresenceService;
+  typing: TypingService;
 }
 
 /** What every resolver receives, over HTTP and over WebSocket alike. */
 export interface Context extends Services {
   viewer: Viewer | null;
+  /** Batching loaders, fresh for each operation. */
+  loaders: Loaders;
 }

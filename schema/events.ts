@@ -34,9 +34,34 @@ export interface MembershipEvent {
   change: 'joined' | 'left';
 }
 
+export interface TypingEvent {
+  roomId: string;
+  /** Everyone typing in the room now, in the order they started. */
+  users: UserSummary[];
+}
+
+export interface ReceiptEvent {
+  roomId: string;
+  user: UserSummary;
+  lastReadSeq: number;
+  /** ISO-8601 */
+  readAt: string;
+}
+
+export interface PresenceEvent {
+  user: UserSummary;
+  status: 'ONLINE' | 'OFFLINE';
+  /** ISO-8601; when the user's last connection closed, null while never seen offline. */
+  lastSeenAt: string | null;
+}
+
 export type Events = {
   'message:added': [roomId: string, message: MessageEvent];
   'member:changed': [roomId: string, event: MembershipEvent];
+  'typing:changed': [roomId: string, state: TypingEvent];
+  'receipt:updated': [roomId: string, receipt: ReceiptEvent];
+  /** Every presence change; subscribers keep those of users they share a room with. */
+  'presence:changed': [event: PresenceEvent];
 };
 
 export type Topic = keyof Events;

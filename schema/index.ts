@@ -5,6 +5,9 @@ import './user.ts';
 import './auth.ts';
 import './room.ts';
 import './message.ts';
+import './typing.ts';
+import './receipts.ts';
+import './presence.ts';
 
 export type { Context, Services, Viewer } from './context.ts';
 export type { Events, PubSub } from './events.ts';

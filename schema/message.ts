@@ -11,6 +11,7 @@ import { Room } from './room.ts';
 import { DateTime } from './scalars.ts';
 import { User } from './user.ts';
 import { parseInput } from './validation.ts';
+import { advanceReadMark } from './lib/read-marks.ts';
 import { takeUntil, whenMemberLeaves } from './lib/streams.ts';
 
 export const Message = builder.objectRef<MessageShape>('Message').implement({
@@ -91,6 +92,9 @@ builder.mutationField('sendMessage', (t) =>
           ctx.log.error({ err: error, roomId: message.roomId, seq: message.seq }, 'publishing message:added failed');
         }
       }
+      // Sending ends typing and implies having read everything up to here.
+      await ctx.typing.set(message.roomId, { id: viewer.id, name: viewer.name }, false);
+      if (created) await advanceReadMark(ctx, message.roomId, viewer, message.seq);
       return message;
     },
   }),

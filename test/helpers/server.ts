@@ -14,9 +14,16 @@ export interface TestServer {
   wsUrl: string;
   dataDir: string;
   config: Config;
-  /** Stops the server and removes what it created (data folder, scratch database). */
-  dispose(): Promise<void>;
+  /** The PostgreSQL scratch database, to hand to a restarted server. */
+  scratch?: Scratch;
+  /**
+   * Stops the server and removes what it created (data folder, scratch
+   * database), unless `keep` is set for a restart on the same data.
+   */
+  dispose(options?: { keep?: boolean }): Promise<void>;
 }
+
+type Scratch = Awaited<ReturnType<typeof createScratchDatabase>>;
 
 /**
  * Starts the real server on port 0 with its own data folder and, for the
@@ -24,10 +31,10 @@ export interface TestServer {
  */
 export async function startTestServer(
   backend: Backend,
-  options: { env?: Record<string, string>; dataDir?: string; deps?: Partial<ServerDeps>; keepData?: boolean } = {},
+  options: { env?: Record<string, string>; dataDir?: string; deps?: Partial<ServerDeps>; keepData?: boolean; scratch?: Scratch } = {},
 ): Promise<TestServer> {
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'rt-api-')));
-  const scratch = backend === 'postgres' ? await createScratchDatabase() : undefined;
+  const scratch = backend === 'postgres' ? (options.scratch ?? (await createScratchDatabase())) : undefined;
   const config = loadConfig({
     NODE_ENV: 'test',
     HOST: '127.0.0.1',
@@ -45,8 +52,10 @@ export async function startTestServer(
     wsUrl,
     dataDir,
     config,
-    async dispose() {
+    scratch,
+    async dispose({ keep = false } = {}) {
       await server.stop();
+      if (keep) return;
       await scratch?.drop();
       if (!options.keepData && !options.dataDir) await rm(dataDir, { recursive: true, force: true });
     },

@@ -1,0 +1,66 @@
+import { requireRoomMember } from './access.ts';
+import { builder } from './builder.ts';
+import type { TypingEvent } from './events.ts';
+import { takeUntil, whenMemberLeaves } from './lib/streams.ts';
+import { User } from './user.ts';
+
+const TypingState = builder.objectRef<TypingEvent>('TypingState').implement({
+  description: 'Who is typing in a room right now.',
+  fields: (t) => ({
+    roomId: t.exposeID('roomId', { description: 'The room.' }),
+    users: t.field({ type: [User], description: 'Everyone typing now, in the order they started; empty when nobody is.', resolve: (s) => s.users }),
+  }),
+});
+
+builder.mutationField('setTyping', (t) =>
+  t.boolean({
+    authScopes: { loggedIn: true },
+    description:
+      'Says the viewer is typing (or stopped). Clients send `true` at most every 300 ms while keys are pressed and `false` after 300 ms idle; the server drops a typist after about 5 s without a renewal and when they send a message. Safe to repeat. Errors: NOT_FOUND, FORBIDDEN.',
+    args: {
+      roomId: t.arg.id({ required: true, description: 'The room; the viewer must be a member.' }),
+      isTyping: t.arg.boolean({ required: true, description: 'true while typing, false when stopped.' }),
+    },
+    resolve: async (_root, args, ctx) => {
+      const viewer = await requireRoomMember(ctx, String(args.roomId));
+      await ctx.typing.set(String(args.roomId), { id: viewer.id, name: viewer.name }, args.isTyping);
+      return true;
+    },
+  }),
+);
+
+builder.subscriptionField('typing', (t) =>
+  t.field({
+    type: TypingState,
+    authScopes: { loggedIn: true },
+    description:
+      'The full set of typists in a room, sent when it changes (at most once per second per typist), and first on subscribe when someone is typing. Errors: NOT_FOUND, FORBIDDEN. Ends when the viewer leaves the room.',
+    args: { roomId: t.arg.id({ required: true, description: 'The room; the viewer must be a member.' }) },
+    subscribe: async (_root, args, ctx) => {
+      const roomId = String(args.roomId);
+      const viewer = await requireRoomMember(ctx, roomId);
+      const membership = await whenMemberLeaves(ctx, roomId, viewer.id);
+      const live = await ctx.pubsub.subscribe('typing:changed', roomId);
+      async function* states(): AsyncGenerator<TypingEvent> {
+        let last: string | undefined;
+        const key = (s: TypingEvent) => s.users.map((u) => u.id).join(',');
+        const now = await ctx.typing.current(roomId);
+        if (now.length > 0) {
+          last = key({ roomId, users: now });
+          yield { roomId, users: now };
+        }
+        try {
+          for await (const state of { [Symbol.asyncIterator]: () => live }) {
+            if (key(state) === last) continue;
+            last = key(state);
+            yield state;
+          }
+        } finally {
+          membership.cancel();
+        }
+      }
+      return takeUntil(states(), membership.left);
+    },
+    resolve: (state) => state,
+  }),
+);
