@@ -18,6 +18,7 @@ import { createLogger, type Logger } from './logger.ts';
 import { createLoaders } from '../schema/loaders.ts';
 import { MemoryPresence } from './presence/memory-presence.ts';
 import { createMemoryPubSub } from './pubsub/index.ts';
+import { createRedisPubSub } from './pubsub/redis.ts';
 import { MemoryTyping } from './typing/memory-typing.ts';
 import { createUploadRoutes } from './uploads/http.ts';
 import { createUrlSigner } from './uploads/signed-urls.ts';
@@ -60,7 +61,14 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
   const db = database.prisma;
   const secret = await resolveJwtSecret(config.JWT_SECRET, config.DATA_DIR);
   const tokens = createTokens(secret, durationMs(config.JWT_TTL) / 1000);
-  const pubsub = deps.pubsub ?? createMemoryPubSub();
+  let pubsub: PubSub;
+  try {
+    pubsub = deps.pubsub ?? (config.REDIS_URL ? await createRedisPubSub(config.REDIS_URL, log) : createMemoryPubSub());
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+  log.info({ pubsub: deps.pubsub ? 'injected' : config.REDIS_URL ? 'redis' : 'in-process' }, 'pub/sub ready');
   const urlSigner = createUrlSigner(secret, durationMs(config.UPLOAD_URL_TTL) / 1000, () => deps.clock?.now() ?? new Date());
   const clock = deps.clock ?? { now: () => new Date() };
   const presence = new MemoryPresence({ pubsub, db, clock, log }, config.PRESENCE_GRACE_MS);
