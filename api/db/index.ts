@@ -62,7 +62,9 @@ async function openPglite(dataDir: string, log: Logger): Promise<Database> {
   const dir = resolve(dataDir);
   const unlock = await lockDataDir(dir);
   try {
-    const db = await PGlite.create(join(dir, 'pglite'));
+    // PostgreSQL's default 128 MB of shared buffers is sized for a dedicated
+    // server; in-process, 32 MB keeps an idle API around 100 MB smaller.
+    const db = await PGlite.create(join(dir, 'pglite'), { postgresqlconf: 'shared_buffers=32MB' });
     const { applied } = await applyMigrations(pgliteConnection(db), { log: (msg) => log.info(msg) });
     if (applied.length) log.info({ applied }, 'database migrated');
     const prisma = new PrismaClient({ adapter: new PrismaPGlite(db) });
