@@ -33,8 +33,38 @@ const ConfigSchema = z
     UPLOAD_MAX_BYTES: z.coerce.number().int().min(1).max(2 ** 31 - 1).default(10 * 1024 * 1024),
     /** How long a signed attachment url (`Attachment.signedUrl`) stays valid. */
     UPLOAD_URL_TTL: duration.default('1h'),
+    /** Emails (comma-separated) whose users may call publishMetrics, besides users with the 'publisher' role. */
+    METRICS_PUBLISHER_EMAILS: z
+      .string()
+      .default('')
+      .transform((v) => v.split(',').map((e) => e.trim().toLowerCase()).filter(Boolean)),
+    /** Dashboard subscribers receive at most one batch per this interval. */
+    DASHBOARD_INTERVAL_MS: z.coerce.number().int().min(50).max(60_000).default(250),
+    /** How much per-key history metrics(keys) keeps for sparklines. */
+    METRICS_HISTORY: duration.default('5m'),
+    /** Web Push (VAPID) keys, URL-safe base64; generated into DATA_DIR outside production when unset. */
+    VAPID_PUBLIC_KEY: z.string().optional().or(z.literal('').transform(() => undefined)),
+    VAPID_PRIVATE_KEY: z.string().optional().or(z.literal('').transform(() => undefined)),
+    /** Contact for push services: a mailto: or https: URL. */
+    VAPID_SUBJECT: z
+      .string()
+      .regex(/^(mailto:|https:\/\/)/, 'a mailto: or https:// URL')
+      .default('mailto:notifications@example.com'),
+    /** SMTP server for email digests, e.g. smtp://user:pass@host:587; unset: no email. */
+    SMTP_URL: z
+      .string()
+      .regex(/^smtps?:\/\//, 'an smtp:// or smtps:// URL')
+      .optional()
+      .or(z.literal('').transform(() => undefined)),
+    /** Sender of email digests. */
+    EMAIL_FROM: z.string().default('Realtime Chat <no-reply@localhost>'),
+    /** How long an important notification stays unread before it goes into an email digest. */
+    EMAIL_DIGEST_DELAY: duration.default('10m'),
   })
   .superRefine((env, ctx) => {
+    if (Boolean(env.VAPID_PUBLIC_KEY) !== Boolean(env.VAPID_PRIVATE_KEY)) {
+      ctx.addIssue({ code: 'custom', path: ['VAPID_PRIVATE_KEY'], message: 'VAPID_PUBLIC_KEY and VAPID_PRIVATE_KEY go together' });
+    }
     if (env.NODE_ENV === 'production') {
       if (!env.JWT_SECRET) ctx.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: 'is required in production' });
       else if (env.JWT_SECRET.length < 32)

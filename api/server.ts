@@ -16,6 +16,8 @@ import { openDatabase, type Database } from './db/index.ts';
 import { attachGraphqlWs } from './graphql-ws.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createLoaders } from '../schema/loaders.ts';
+import { Dashboard } from './dashboard/dashboard.ts';
+import { createNotifications } from './notifications/index.ts';
 import { MemoryPresence } from './presence/memory-presence.ts';
 import { createMemoryPubSub } from './pubsub/index.ts';
 import { createRedisPubSub } from './pubsub/redis.ts';
@@ -73,12 +75,26 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
   const clock = deps.clock ?? { now: () => new Date() };
   const presence = new MemoryPresence({ pubsub, db, clock, log }, config.PRESENCE_GRACE_MS);
   const typing = new MemoryTyping(pubsub, clock, { ttlMs: config.TYPING_TTL_MS, minIntervalMs: 1000 });
+  const dashboard = new Dashboard({
+    pubsub,
+    db,
+    clock,
+    log,
+    intervalMs: config.DASHBOARD_INTERVAL_MS,
+    historyMs: durationMs(config.METRICS_HISTORY),
+    publisherEmails: config.METRICS_PUBLISHER_EMAILS,
+  });
+  await dashboard.start();
+  const notifications = await createNotifications({ config, db, pubsub, presence, clock, log });
+  notifications.start();
   const services: Services = {
     db,
     pubsub,
     clock,
     presence,
     typing,
+    dashboard,
+    notifications: notifications.service,
     tokens,
     passwords: createPasswordHasher(),
     limits: defaultLimits,
@@ -128,8 +144,14 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
     yoga,
     log,
     authenticate: async (token) => (await authenticate(db, tokens, token))?.viewer ?? null,
-    onConnected: (viewer) => presence.connected({ id: viewer.id, name: viewer.name }),
-    onDisconnected: (viewer) => presence.disconnected({ id: viewer.id, name: viewer.name }),
+    onConnected: (viewer) => {
+      dashboard.figures.connectionOpened(viewer.id);
+      return presence.connected({ id: viewer.id, name: viewer.name });
+    },
+    onDisconnected: (viewer) => {
+      dashboard.figures.connectionClosed(viewer.id);
+      return presence.disconnected({ id: viewer.id, name: viewer.name });
+    },
   });
 
   function route(req: IncomingMessage, res: ServerResponse) {
@@ -167,6 +189,8 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
     await httpClosed;
     clearTimeout(forced);
     typing.close();
+    await dashboard.close();
+    await notifications.close();
     await presence.flush();
     await pubsub.close();
     await database.close();

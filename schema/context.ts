@@ -1,5 +1,5 @@
 import type { PrismaClient } from '../prisma/generated/client.ts';
-import type { PubSub, UserSummary } from './events.ts';
+import type { MessageEvent, MetricUpdate, PubSub, UserSummary } from './events.ts';
 import type { Loaders } from './loaders.ts';
 
 /** The signed-in user making the request, as established by a verified token. */
@@ -69,6 +69,77 @@ export interface FileLinks {
   signedUrl(uploadId: string): string;
 }
 
+/** A metric's current value as this process knows it. */
+export interface MetricValue {
+  key: string;
+  value: number;
+  /** When the value was observed. */
+  at: Date;
+  labels: Readonly<Record<string, string>>;
+}
+
+/** One point of a metric's recent history (the last value in its second). */
+export interface MetricPoint {
+  at: Date;
+  value: number;
+}
+
+/** A key's state in a dashboard batch: the value now, and for counters what was added since the last batch. */
+export interface DashboardUpdate extends MetricValue {
+  /** Sum of the increments merged into this batch (counters); null for gauges. */
+  delta: number | null;
+}
+
+/** What a dashboard subscriber receives: everything that changed for its keys since the last batch. */
+export interface DashboardBatch {
+  at: Date;
+  updates: readonly DashboardUpdate[];
+}
+
+/**
+ * Live metrics: publishers' application data and the server's own figures.
+ * Raw updates travel through the pub/sub; each process merges them into
+ * batches for the subscribers connected to it.
+ */
+export interface DashboardService {
+  /** Whether `viewer` holds the publisher role (granted in the database or by config). */
+  canPublish(viewer: Viewer): Promise<boolean>;
+  /** Sends validated updates to every process (including this one). */
+  publish(updates: MetricUpdate[]): Promise<void>;
+  /** Current values, in the order of `keys`; null for a key nothing was published to. */
+  current(keys: readonly string[]): (MetricValue | null)[];
+  /** Recent points of a key, oldest first, no older than `sinceMs` ago (bounded by the history window). */
+  history(key: string, sinceMs: number): MetricPoint[];
+  /** Batches for exactly these keys; subscribers with the same key set share each batch. */
+  subscribe(keys: readonly string[]): AsyncIterableIterator<DashboardBatch>;
+  /** A live chat message reached a subscriber's stream this long after it was stored (delivery latency). */
+  observeDelivery(latencyMs: number): void;
+  /** A message was stored by this process (messages per second, active rooms). */
+  messageSent(roomId: string): void;
+}
+
+/**
+ * Creates notifications from chat activity and routes them (in-app, Web Push,
+ * email digest). The hooks return at once: the work runs after the response,
+ * and failures are logged, never thrown at the caller.
+ */
+export interface NotificationService {
+  /** A message was stored: notifies mentioned members and the other member of a direct room. */
+  onMessage(message: MessageEvent): void;
+  /** `userIds` were added to a room by `by`. */
+  onMembersAdded(room: { id: string; name: string }, userIds: readonly string[], by: UserSummary): void;
+  /** `userId` read the room up to `seq`: their notifications for those messages become read. */
+  onRoomRead(roomId: string, userId: string, seq: number): void;
+  /** The VAPID public key browsers subscribe with (applicationServerKey); null when push is off. */
+  readonly pushPublicKey: string | null;
+  /** Why an endpoint cannot be used for Web Push, or null when it can. */
+  checkPushEndpoint(endpoint: string): string | null;
+  /** How long an important notification may stay unread before the email digest, unless a user chose otherwise. */
+  readonly defaultDigestDelayMs: number;
+  /** Whether the server can send email digests (an SMTP server is configured). */
+  readonly emailEnabled: boolean;
+}
+
 /** Services shared by every request, built once by the server runtime. */
 export interface Services {
   db: PrismaClient;
@@ -81,6 +152,8 @@ export interface Services {
   files: FileLinks;
   presence: PresenceService;
   typing: TypingService;
+  dashboard: DashboardService;
+  notifications: NotificationService;
 }
 
 /** What every resolver receives, over HTTP and over WebSocket alike. */

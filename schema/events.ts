@@ -55,6 +55,40 @@ export interface PresenceEvent {
   lastSeenAt: string | null;
 }
 
+export type NotificationKind = 'MENTION' | 'DIRECT_MESSAGE' | 'ADDED_TO_ROOM';
+
+export interface NotificationEvent {
+  id: string;
+  userId: string;
+  kind: NotificationKind;
+  roomId: string;
+  roomName: string;
+  messageId: string | null;
+  messageSeq: number | null;
+  actor: UserSummary | null;
+  body: string;
+  /** ISO-8601 */
+  createdAt: string;
+}
+
+/** One raw metric update as a publisher (or the server's own sampler) sent it. */
+export interface MetricUpdate {
+  /** Namespaced key: `app.<name>` (published) or `server.<name>` (built in). */
+  key: string;
+  value: number;
+  /** Milliseconds since the epoch when the value was observed. */
+  at: number;
+  /** GAUGE: the latest value wins; COUNTER: `value` is an increment and increments sum. */
+  kind: 'GAUGE' | 'COUNTER';
+  labels?: Record<string, string>;
+}
+
+export interface MetricsPublished {
+  /** The API process that published, so per-process figures can be combined. */
+  source: string;
+  updates: MetricUpdate[];
+}
+
 export type Events = {
   'message:added': [roomId: string, message: MessageEvent];
   'member:changed': [roomId: string, event: MembershipEvent];
@@ -62,6 +96,10 @@ export type Events = {
   'receipt:updated': [roomId: string, receipt: ReceiptEvent];
   /** Every presence change; subscribers keep those of users they share a room with. */
   'presence:changed': [event: PresenceEvent];
+  /** A notification was stored for a user. */
+  'notification:added': [userId: string, notification: NotificationEvent];
+  /** Raw metric updates, one event per publishMetrics call; every process batches them for its own subscribers. */
+  'metric:updated': [published: MetricsPublished];
 };
 
 export type Topic = keyof Events;

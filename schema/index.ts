@@ -8,6 +8,8 @@ import './message.ts';
 import './typing.ts';
 import './receipts.ts';
 import './presence.ts';
+import './dashboard.ts';
+import './notification.ts';
 
 export type { Context, Services, Viewer } from './context.ts';
 export type { Events, PubSub } from './events.ts';

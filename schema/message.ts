@@ -91,6 +91,8 @@ builder.mutationField('sendMessage', (t) =>
           // when the next event reveals the gap, or when they resume.
           ctx.log.error({ err: error, roomId: message.roomId, seq: message.seq }, 'publishing message:added failed');
         }
+        ctx.dashboard.messageSent(message.roomId);
+        ctx.notifications.onMessage(toEvent(message));
       }
       // Sending ends typing and implies having read everything up to here.
       await ctx.typing.set(message.roomId, { id: viewer.id, name: viewer.name }, false);
@@ -258,6 +260,7 @@ async function* roomMessages(ctx: Context, roomId: string, afterSeq: number | nu
           cursor = m.seq;
         }
       }
+      ctx.dashboard.observeDelivery(ctx.clock.now().getTime() - Date.parse(event.createdAt));
       yield fromEvent(event);
       cursor = event.seq;
     }

@@ -125,6 +125,7 @@ builder.mutationField('createRoom', (t) =>
       for (const userId of [viewer.id, ...others]) {
         await ctx.pubsub.publish('member:changed', room.id, { roomId: room.id, userId, change: 'joined' });
       }
+      ctx.notifications.onMembersAdded(room, others, { id: viewer.id, name: viewer.name });
       return room;
     },
   }),

@@ -18,6 +18,7 @@ export async function advanceReadMark(ctx: Context, roomId: string, user: { id: 
     });
     return { roomId, user, lastReadSeq: mark?.lastReadSeq ?? 0, readAt: mark?.readAt?.toISOString() ?? '' };
   }
+  ctx.notifications.onRoomRead(roomId, user.id, seq);
   const receipt = { roomId, user: { id: user.id, name: user.name }, lastReadSeq: seq, readAt: readAt.toISOString() };
   try {
     await ctx.pubsub.publish('receipt:updated', roomId, receipt);
