@@ -27,6 +27,8 @@ const ConfigSchema = z
     SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(5000),
     /** A user whose last connection closed stays online this long, so reloads do not flap. */
     PRESENCE_GRACE_MS: z.coerce.number().int().min(0).default(5000),
+    /** With Redis: connections of a process that stopped renewing them (it died) lapse after this long. */
+    PRESENCE_TTL_MS: z.coerce.number().int().min(1000).default(30_000),
     /** A typist who does not renew setTyping(true) disappears after this long. */
     TYPING_TTL_MS: z.coerce.number().int().min(500).default(5000),
     /** Largest file `POST /uploads` accepts, in bytes; capped by the 32-bit size column. */

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { GraphQLError, type ExecutionArgs } from 'graphql';
 import { CloseCode } from 'graphql-ws';
@@ -11,6 +12,8 @@ import type { Logger } from './logger.ts';
 /** What a connection carries once authenticated in onConnect. */
 export interface ConnectionExtra extends Record<PropertyKey, unknown> {
   viewer?: Viewer;
+  /** Identifies the connection in presence state. */
+  connectionId?: string;
 }
 
 export interface GraphqlWsOptions {
@@ -19,9 +22,9 @@ export interface GraphqlWsOptions {
   yoga: YogaServerInstance<any, any>;
   authenticate(token: string): Promise<Viewer | null>;
   /** A connection was authenticated (presence). */
-  onConnected?(viewer: Viewer): Promise<void> | void;
+  onConnected?(viewer: Viewer, connectionId: string): Promise<void> | void;
   /** An authenticated connection closed. */
-  onDisconnected?(viewer: Viewer): Promise<void> | void;
+  onDisconnected?(viewer: Viewer, connectionId: string): Promise<void> | void;
   log: Logger;
 }
 
@@ -53,11 +56,12 @@ export function attachGraphqlWs({ wss, yoga, authenticate, onConnected, onDiscon
           return false; // 4403 Forbidden
         }
         ctx.extra.viewer = viewer;
-        await onConnected?.(viewer);
+        ctx.extra.connectionId = randomUUID();
+        await onConnected?.(viewer, ctx.extra.connectionId);
         return true;
       },
       onDisconnect: async (ctx) => {
-        if (ctx.extra.viewer) await onDisconnected?.(ctx.extra.viewer);
+        if (ctx.extra.viewer && ctx.extra.connectionId) await onDisconnected?.(ctx.extra.viewer, ctx.extra.connectionId);
       },
       onSubscribe: async (ctx, _id, payload) => {
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({

@@ -18,10 +18,9 @@ import { createLogger, type Logger } from './logger.ts';
 import { createLoaders } from '../schema/loaders.ts';
 import { Dashboard } from './dashboard/dashboard.ts';
 import { createNotifications } from './notifications/index.ts';
-import { MemoryPresence } from './presence/memory-presence.ts';
 import { createMemoryPubSub } from './pubsub/index.ts';
 import { createRedisPubSub } from './pubsub/redis.ts';
-import { MemoryTyping } from './typing/memory-typing.ts';
+import { createLiveState } from './state/index.ts';
 import { createUploadRoutes } from './uploads/http.ts';
 import { createUrlSigner } from './uploads/signed-urls.ts';
 import { createLocalFileStore } from './uploads/storage.ts';
@@ -73,8 +72,8 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
   log.info({ pubsub: deps.pubsub ? 'injected' : config.REDIS_URL ? 'redis' : 'in-process' }, 'pub/sub ready');
   const urlSigner = createUrlSigner(secret, durationMs(config.UPLOAD_URL_TTL) / 1000, () => deps.clock?.now() ?? new Date());
   const clock = deps.clock ?? { now: () => new Date() };
-  const presence = new MemoryPresence({ pubsub, db, clock, log }, config.PRESENCE_GRACE_MS);
-  const typing = new MemoryTyping(pubsub, clock, { ttlMs: config.TYPING_TTL_MS, minIntervalMs: 1000 });
+  const live = await createLiveState(config, { db, pubsub, clock, log });
+  const { presence, typing } = live;
   const dashboard = new Dashboard({
     pubsub,
     db,
@@ -144,13 +143,13 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
     yoga,
     log,
     authenticate: async (token) => (await authenticate(db, tokens, token))?.viewer ?? null,
-    onConnected: (viewer) => {
+    onConnected: (viewer, connectionId) => {
       dashboard.figures.connectionOpened(viewer.id);
-      return presence.connected({ id: viewer.id, name: viewer.name });
+      return presence.connected({ id: viewer.id, name: viewer.name }, connectionId);
     },
-    onDisconnected: (viewer) => {
+    onDisconnected: (viewer, connectionId) => {
       dashboard.figures.connectionClosed(viewer.id);
-      return presence.disconnected({ id: viewer.id, name: viewer.name });
+      return presence.disconnected({ id: viewer.id, name: viewer.name }, connectionId);
     },
   });
 
@@ -188,10 +187,9 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
     const forced = setTimeout(() => http.closeAllConnections(), grace);
     await httpClosed;
     clearTimeout(forced);
-    typing.close();
     await dashboard.close();
     await notifications.close();
-    await presence.flush();
+    await live.close();
     await pubsub.close();
     await database.close();
     log.info('server stopped');
