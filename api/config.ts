@@ -19,6 +19,8 @@ const ConfigSchema = z
       .regex(/^rediss?:\/\//, 'a redis:// URL')
       .optional()
       .or(z.literal('').transform(() => undefined)),
+    /** Prefix of every Redis key and channel, so several deployments can share one Redis. */
+    REDIS_PREFIX: z.string().max(64).regex(/^[\w:.-]*$/, 'letters, digits and _ : . - only').default(''),
     JWT_SECRET: z.string().optional().or(z.literal('').transform(() => undefined)),
     JWT_TTL: duration.default('24h'),
     DATA_DIR: z.string().default('./.data'),

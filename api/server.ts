@@ -64,7 +64,7 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
   const tokens = createTokens(secret, durationMs(config.JWT_TTL) / 1000);
   let pubsub: PubSub;
   try {
-    pubsub = deps.pubsub ?? (config.REDIS_URL ? await createRedisPubSub(config.REDIS_URL, log) : createMemoryPubSub());
+    pubsub = deps.pubsub ?? (config.REDIS_URL ? await createRedisPubSub(config.REDIS_URL, log, { channelPrefix: config.REDIS_PREFIX }) : createMemoryPubSub());
   } catch (error) {
     await database.close();
     throw error;

@@ -40,10 +40,10 @@ export async function createLiveState(
   const ttlMs = config.PRESENCE_TTL_MS;
   const presence = new PresenceTracker(
     deps,
-    redis ? new RedisPresenceStore(redis, { ttlMs }) : new MemoryPresenceStore(),
+    redis ? new RedisPresenceStore(redis, { ttlMs, prefix: `${config.REDIS_PREFIX}presence:` }) : new MemoryPresenceStore(),
     { graceMs: config.PRESENCE_GRACE_MS, heartbeatMs: Math.max(200, Math.floor(ttlMs / 3)), sweepMs: Math.max(200, Math.floor(ttlMs / 6)) },
   ).start();
-  const typing = new TypingTracker(deps, redis ? new RedisTypingStore(redis) : new MemoryTypingStore(), {
+  const typing = new TypingTracker(deps, redis ? new RedisTypingStore(redis, `${config.REDIS_PREFIX}typing:`) : new MemoryTypingStore(), {
     ttlMs: config.TYPING_TTL_MS,
     minIntervalMs: 1000,
     sweepMs: Math.min(1000, Math.floor(config.TYPING_TTL_MS / 2)),
