@@ -12,7 +12,7 @@ import { DateTime } from './scalars.ts';
 import { User } from './user.ts';
 import { parseInput } from './validation.ts';
 import { advanceReadMark } from './lib/read-marks.ts';
-import { takeUntil, whenMemberLeaves } from './lib/streams.ts';
+import { memberRoomStream } from './lib/streams.ts';
 
 export const Message = builder.objectRef<MessageShape>('Message').implement({
   description: 'A chat message. Immutable once sent.',
@@ -201,25 +201,13 @@ builder.subscriptionField('messageAdded', (t) =>
       roomId: t.arg.id({ required: true, description: 'The room; the viewer must be a member.' }),
       afterSeq: t.arg.int({ required: false, description: 'The last seq the client already has; omit to receive only new messages.' }),
     },
-    subscribe: async (_root, args, ctx) => {
-      const roomId = String(args.roomId);
-      const viewer = await requireRoomMember(ctx, roomId);
+    subscribe: (_root, args, ctx) => {
       if (args.afterSeq != null && args.afterSeq < 0) throw badInput('afterSeq must be 0 or more.', 'afterSeq');
-      const membership = await whenMemberLeaves(ctx, roomId, viewer.id);
-      const stream = roomMessages(ctx, roomId, args.afterSeq ?? null);
-      return wrap(takeUntil(stream, membership.left), membership.cancel);
+      return memberRoomStream(ctx, String(args.roomId), () => roomMessages(ctx, String(args.roomId), args.afterSeq ?? null));
     },
     resolve: (message) => message,
   }),
 );
-
-async function* wrap<T>(source: AsyncGenerator<T>, onEnd: () => void): AsyncGenerator<T> {
-  try {
-    yield* source;
-  } finally {
-    onEnd();
-  }
-}
 
 /**
  * The messages of a room in seq order, exactly once each. Subscribes to live

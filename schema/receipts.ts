@@ -3,7 +3,7 @@ import { builder } from './builder.ts';
 import { notFound } from './errors.ts';
 import type { ReceiptEvent } from './events.ts';
 import { advanceReadMark } from './lib/read-marks.ts';
-import { takeUntil, whenMemberLeaves } from './lib/streams.ts';
+import { memberRoomStream } from './lib/streams.ts';
 import { Message } from './message.ts';
 import { Room } from './room.ts';
 import { DateTime } from './scalars.ts';
@@ -48,20 +48,8 @@ builder.subscriptionField('readReceipts', (t) =>
     authScopes: { loggedIn: true },
     description: "Members' read marks as they move forward (including the viewer's own). Errors: NOT_FOUND, FORBIDDEN. Ends when the viewer leaves the room.",
     args: { roomId: t.arg.id({ required: true, description: 'The room; the viewer must be a member.' }) },
-    subscribe: async (_root, args, ctx) => {
-      const roomId = String(args.roomId);
-      const viewer = await requireRoomMember(ctx, roomId);
-      const membership = await whenMemberLeaves(ctx, roomId, viewer.id);
-      const live = await ctx.pubsub.subscribe('receipt:updated', roomId);
-      async function* receipts() {
-        try {
-          yield* { [Symbol.asyncIterator]: () => live };
-        } finally {
-          membership.cancel();
-        }
-      }
-      return takeUntil(receipts(), membership.left);
-    },
+    subscribe: (_root, args, ctx) =>
+      memberRoomStream(ctx, String(args.roomId), () => ctx.pubsub.subscribe('receipt:updated', String(args.roomId))),
     resolve: (receipt) => receipt,
   }),
 );

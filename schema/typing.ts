@@ -1,7 +1,7 @@
 import { requireRoomMember } from './access.ts';
 import { builder } from './builder.ts';
 import type { TypingEvent } from './events.ts';
-import { takeUntil, whenMemberLeaves } from './lib/streams.ts';
+import { memberRoomStream } from './lib/streams.ts';
 import { User } from './user.ts';
 
 const TypingState = builder.objectRef<TypingEvent>('TypingState').implement({
@@ -36,31 +36,32 @@ builder.subscriptionField('typing', (t) =>
     description:
       'The full set of typists in a room, sent when it changes (at most once per second per typist), and first on subscribe when someone is typing. Errors: NOT_FOUND, FORBIDDEN. Ends when the viewer leaves the room.',
     args: { roomId: t.arg.id({ required: true, description: 'The room; the viewer must be a member.' }) },
-    subscribe: async (_root, args, ctx) => {
+    subscribe: (_root, args, ctx) => {
       const roomId = String(args.roomId);
-      const viewer = await requireRoomMember(ctx, roomId);
-      const membership = await whenMemberLeaves(ctx, roomId, viewer.id);
-      const live = await ctx.pubsub.subscribe('typing:changed', roomId);
-      async function* states(): AsyncGenerator<TypingEvent> {
-        let last: string | undefined;
-        const key = (s: TypingEvent) => s.users.map((u) => u.id).join(',');
-        const now = await ctx.typing.current(roomId);
-        if (now.length > 0) {
-          last = key({ roomId, users: now });
-          yield { roomId, users: now };
-        }
-        try {
-          for await (const state of { [Symbol.asyncIterator]: () => live }) {
-            if (key(state) === last) continue;
-            last = key(state);
-            yield state;
-          }
-        } finally {
-          membership.cancel();
-        }
-      }
-      return takeUntil(states(), membership.left);
+      return memberRoomStream(ctx, roomId, async () => {
+        const live = await ctx.pubsub.subscribe('typing:changed', roomId);
+        return typingStates(live, await ctx.typing.current(roomId), roomId);
+      });
     },
     resolve: (state) => state,
   }),
 );
+
+/** The current set first (when someone is typing), then each change; the same set is never sent twice in a row. */
+async function* typingStates(live: AsyncIterableIterator<TypingEvent>, now: TypingEvent['users'], roomId: string): AsyncGenerator<TypingEvent> {
+  const key = (s: TypingEvent) => s.users.map((u) => u.id).join(',');
+  let last: string | undefined;
+  try {
+    if (now.length > 0) {
+      last = key({ roomId, users: now });
+      yield { roomId, users: now };
+    }
+    for await (const state of live) {
+      if (key(state) === last) continue;
+      last = key(state);
+      yield state;
+    }
+  } finally {
+    await live.return?.();
+  }
+}

@@ -1,4 +1,5 @@
-import type { Context } from '../context.ts';
+import { requireRoomMember } from '../access.ts';
+import type { Context, Viewer } from '../context.ts';
 
 /**
  * Yields from `source` until `stop` resolves, then closes `source` (which
@@ -35,4 +36,32 @@ export async function whenMemberLeaves(
     }
   })();
   return { left: left.then(() => undefined, () => undefined), cancel: () => void events.return?.() };
+}
+
+/**
+ * The common shape of a room subscription: authorizes the viewer as a member
+ * (NOT_FOUND / FORBIDDEN), builds the stream, and ends it when the viewer
+ * leaves the room.
+ */
+export async function memberRoomStream<T>(
+  ctx: Context,
+  roomId: string,
+  build: (viewer: Viewer) => Promise<AsyncIterator<T>> | AsyncIterator<T>,
+): Promise<AsyncGenerator<T>> {
+  const viewer = await requireRoomMember(ctx, roomId);
+  const membership = await whenMemberLeaves(ctx, roomId, viewer.id);
+  let source: AsyncIterator<T>;
+  try {
+    source = await build(viewer);
+  } catch (error) {
+    membership.cancel();
+    throw error;
+  }
+  return (async function* () {
+    try {
+      yield* { [Symbol.asyncIterator]: () => takeUntil(source, membership.left) };
+    } finally {
+      membership.cancel();
+    }
+  })();
 }
