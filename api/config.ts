@@ -25,8 +25,12 @@ const ConfigSchema = z
     JWT_TTL: duration.default('24h'),
     DATA_DIR: z.string().default('./.data'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    /** How long stop() waits for WebSocket clients to close before cutting them. */
+    /** How long stop() may take to drain: in-flight requests, then WebSocket clients, are cut at this deadline. */
     SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(5000),
+    /** How long a stopping server answers /readyz 503 while still serving, before it closes the listener. */
+    SHUTDOWN_DELAY_MS: z.coerce.number().int().min(0).max(60_000).default(0),
+    /** When set, GET /metrics requires `Authorization: Bearer <METRICS_TOKEN>`. */
+    METRICS_TOKEN: z.string().min(16, 'at least 16 characters').optional().or(z.literal('').transform(() => undefined)),
     /** A user whose last connection closed stays online this long, so reloads do not flap. */
     PRESENCE_GRACE_MS: z.coerce.number().int().min(0).default(5000),
     /** With Redis: connections of a process that stopped renewing them (it died) lapse after this long. */

@@ -8,6 +8,7 @@ import type { YogaServerInstance } from 'graphql-yoga';
 import type { Viewer } from '../schema/context.ts';
 import { bearerToken } from './auth/tokens.ts';
 import type { Logger } from './logger.ts';
+import { subscriptionRootField, type RootField } from './ops/root-field.ts';
 
 /** What a connection carries once authenticated in onConnect. */
 export interface ConnectionExtra extends Record<PropertyKey, unknown> {
@@ -25,7 +26,17 @@ export interface GraphqlWsOptions {
   onConnected?(viewer: Viewer, connectionId: string): Promise<void> | void;
   /** An authenticated connection closed. */
   onDisconnected?(viewer: Viewer, connectionId: string): Promise<void> | void;
+  /** Sees each result sent for a subscription (metrics). */
+  observer?: SubscriptionObserver;
+  /** Wraps each query or mutation run over the socket, so a stopping server can wait for it. */
+  trackExecution?<T>(work: Promise<T>): Promise<T>;
   log: Logger;
+}
+
+/** Called synchronously for graphql-ws subscriptions; must not throw. */
+export interface SubscriptionObserver {
+  /** A `next` frame is about to be sent; `value` is the result's data under the root field. */
+  resultSent(field: string, value: unknown): void;
 }
 
 interface RootValue {
@@ -39,10 +50,15 @@ interface RootValue {
  * bad or expired one with 4403. Each subscribe then runs through yoga's
  * envelop, so HTTP and WebSocket share plugins and the context factory.
  */
-export function attachGraphqlWs({ wss, yoga, authenticate, onConnected, onDisconnected, log }: GraphqlWsOptions) {
-  return useServer<Record<string, unknown> | undefined, ConnectionExtra>(
+export function attachGraphqlWs({ wss, yoga, authenticate, onConnected, onDisconnected, observer, trackExecution, log }: GraphqlWsOptions) {
+  // Root fields of the subscriptions of each connection, for metrics.
+  const running = new Map<{ subscriptions: Record<string, unknown> }, Map<string, RootField>>();
+  const server = useServer<Record<string, unknown> | undefined, ConnectionExtra>(
     {
-      execute: (args) => (args.rootValue as RootValue).execute(args) as never,
+      execute: (args) => {
+        const result = (args.rootValue as RootValue).execute(args);
+        return (trackExecution ? trackExecution(Promise.resolve(result)) : result) as never;
+      },
       subscribe: (args) => (args.rootValue as RootValue).subscribe(args) as never,
       onConnect: async (ctx) => {
         const token = bearerToken(ctx.connectionParams?.authorization);
@@ -63,7 +79,7 @@ export function attachGraphqlWs({ wss, yoga, authenticate, onConnected, onDiscon
       onDisconnect: async (ctx) => {
         if (ctx.extra.viewer && ctx.extra.connectionId) await onDisconnected?.(ctx.extra.viewer, ctx.extra.connectionId);
       },
-      onSubscribe: async (ctx, _id, payload) => {
+      onSubscribe: async (ctx, id, payload) => {
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
           ...ctx,
           req: ctx.extra.request,
@@ -79,18 +95,49 @@ export function attachGraphqlWs({ wss, yoga, authenticate, onConnected, onDiscon
         }
         const errors = validate(schema, document);
         if (errors.length > 0) return errors;
+        const contextValue = await contextFactory();
+        const root = subscriptionRootField(document, payload.operationName);
+        if (root) running.set(ctx, (running.get(ctx) ?? new Map<string, RootField>()).set(id, root));
         return {
           schema,
           operationName: payload.operationName ?? null,
           document,
           variableValues: payload.variables ?? null,
-          contextValue: await contextFactory(),
+          contextValue,
           rootValue: { execute, subscribe } satisfies RootValue,
         };
+      },
+      onNext: (ctx, id, _payload, _args, result) => {
+        const root = running.get(ctx)?.get(id);
+        // A generator completed by its client can still yield once more; that frame reaches nobody.
+        if (root && id in ctx.subscriptions) observer?.resultSent(root.field, result.data?.[root.responseKey]);
+      },
+      onComplete: (ctx, id) => {
+        running.get(ctx)?.delete(id);
+      },
+      onClose: (ctx) => {
+        running.delete(ctx);
       },
     },
     wss,
   );
+  return {
+    dispose: () => server.dispose(),
+    /**
+     * Subscriptions running now, by root field. Counted from graphql-ws' own
+     * table, which drops a subscription as soon as its client completes it:
+     * the resolver's generator may only end at its next event.
+     */
+    activeSubscriptions(): Map<string, number> {
+      const counts = new Map<string, number>();
+      for (const [ctx, roots] of running) {
+        for (const [id, root] of roots) {
+          if (id in ctx.subscriptions) counts.set(root.field, (counts.get(root.field) ?? 0) + 1);
+        }
+      }
+      return counts;
+    },
+  };
 }
 
 function remoteAddress(request: IncomingMessage): string | undefined {

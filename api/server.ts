@@ -21,6 +21,11 @@ import { createNotifications } from './notifications/index.ts';
 import { createMemoryPubSub } from './pubsub/index.ts';
 import { createRedisPubSub } from './pubsub/redis.ts';
 import { createLiveState } from './state/index.ts';
+import { maskErrorReportingDb } from './ops/db-errors.ts';
+import { createOpsRoutes } from './ops/http.ts';
+import { InFlight } from './ops/in-flight.ts';
+import { createServerMetrics } from './ops/metrics.ts';
+import { createReadiness } from './ops/readiness.ts';
 import { createUploadRoutes } from './uploads/http.ts';
 import { createUrlSigner } from './uploads/signed-urls.ts';
 import { createLocalFileStore } from './uploads/storage.ts';
@@ -28,6 +33,8 @@ import { createLocalFileStore } from './uploads/storage.ts';
 /** WebSocket close code sent when the server stops: clients reconnect (1012 Service Restart). */
 export const DRAIN_CLOSE_CODE = 1012;
 export const GRAPHQL_PATH = '/graphql';
+/** Each readiness check (database, Redis) must answer within this. */
+export const READINESS_TIMEOUT_MS = 1000;
 
 export interface ServerDeps {
   config: Config;
@@ -45,7 +52,12 @@ export interface ApiServer {
   readonly services: Services;
   readonly database: Database;
   start(port?: number): Promise<{ url: string; wsUrl: string }>;
-  /** Drains WebSocket clients (close 1012), then closes HTTP, pub/sub and the database. */
+  /**
+   * Drains, then closes: /readyz turns 503 first; after SHUTDOWN_DELAY_MS the
+   * listener closes and WebSocket upgrades are refused; in-flight requests
+   * finish; WebSocket clients are closed with 1012; then pub/sub and the
+   * database close. SHUTDOWN_GRACE_MS bounds the waiting.
+   */
   stop(): Promise<void>;
 }
 
@@ -62,9 +74,10 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
   const db = database.prisma;
   const secret = await resolveJwtSecret(config.JWT_SECRET, config.DATA_DIR);
   const tokens = createTokens(secret, durationMs(config.JWT_TTL) / 1000);
+  const metrics = createServerMetrics();
   let pubsub: PubSub;
   try {
-    pubsub = deps.pubsub ?? (config.REDIS_URL ? await createRedisPubSub(config.REDIS_URL, log, { channelPrefix: config.REDIS_PREFIX }) : createMemoryPubSub());
+    pubsub = deps.pubsub ?? (config.REDIS_URL ? await createRedisPubSub(config.REDIS_URL, log, { channelPrefix: config.REDIS_PREFIX, onError: (_error, connection) => metrics.redisError(connection) }) : createMemoryPubSub());
   } catch (error) {
     await database.close();
     throw error;
@@ -94,6 +107,7 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
     typing,
     dashboard,
     notifications: notifications.service,
+    metrics: metrics.schema,
     tokens,
     passwords: createPasswordHasher(),
     limits: defaultLimits,
@@ -106,7 +120,7 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
     graphqlEndpoint: GRAPHQL_PATH,
     graphiql: config.NODE_ENV === 'development' ? { subscriptionsProtocol: 'WS' } : false,
     landingPage: false,
-    maskedErrors: { isDev: config.NODE_ENV === 'development' },
+    maskedErrors: { isDev: config.NODE_ENV === 'development', maskError: maskErrorReportingDb(() => metrics.dbError()) },
     logging: {
       debug: (...args) => log.debug(args.map(String).join(' ')),
       info: (...args) => log.info(args.map(String).join(' ')),
@@ -136,12 +150,25 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
     log,
   });
 
+  const readiness = createReadiness({ db, pubsub, timeoutMs: READINESS_TIMEOUT_MS, onDbFailure: () => metrics.dbError() });
+  const ops = createOpsRoutes({ readiness, metrics, metricsToken: config.METRICS_TOKEN, log });
+  const inFlight = new InFlight();
+  // False once stop() closes the listener: requests still arriving on kept-alive connections are refused.
+  let accepting = true;
+
   const http = createHttpServer((req, res) => route(req, res));
-  const wss = new WebSocketServer({ server: http, path: GRAPHQL_PATH, maxPayload: 256 * 1024 });
+  const wss = new WebSocketServer({
+    server: http,
+    path: GRAPHQL_PATH,
+    maxPayload: 256 * 1024,
+    verifyClient: (_info, done) => (accepting ? done(true) : done(false, 503, 'Server is shutting down')),
+  });
   const graphqlWs = attachGraphqlWs({
     wss,
     yoga,
     log,
+    observer: metrics,
+    trackExecution: (work) => inFlight.track(work),
     authenticate: async (token) => (await authenticate(db, tokens, token))?.viewer ?? null,
     onConnected: (viewer, connectionId) => {
       dashboard.figures.connectionOpened(viewer.id);
@@ -152,18 +179,29 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
       return presence.disconnected({ id: viewer.id, name: viewer.name }, connectionId);
     },
   });
+  metrics.countConnectionsWith(() => wss.clients.size);
+  metrics.countInFlightWith(() => inFlight.size);
+  metrics.countSubscriptionsWith(() => graphqlWs.activeSubscriptions());
 
   function route(req: IncomingMessage, res: ServerResponse) {
-    const path = (req.url ?? '/').split('?')[0];
-    if (path === '/healthz') {
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    if (ops.matches(path)) {
+      void ops.handle(path, req, res);
+      return;
+    }
+    if (!accepting) {
+      res.writeHead(503, { 'content-type': 'application/json', connection: 'close', 'retry-after': '1' }).end('{"error":"shutting down"}');
       return;
     }
     if (path === GRAPHQL_PATH) {
+      // A subscription over server-sent events lasts as long as its client
+      // wants; stop() must not wait for it like for a mutation.
+      if (!String(req.headers.accept).includes('text/event-stream')) inFlight.trackResponse(res);
       void yoga(req, res);
       return;
     }
-    if (path !== undefined && uploads.matches(path)) {
+    if (uploads.matches(path)) {
+      inFlight.trackResponse(res);
       void uploads.handle(req, res);
       return;
     }
@@ -174,19 +212,28 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
   let stopping: Promise<void> | undefined;
 
   async function stop() {
-    const grace = config.SHUTDOWN_GRACE_MS;
-    // Stop accepting connections (and upgrades) first.
+    // Before anything closes, so that load balancers polling /readyz stop
+    // sending work here while all of it is still served.
+    readiness.drain();
+    log.info({ inFlight: inFlight.size, websockets: wss.clients.size }, 'draining');
+    if (config.SHUTDOWN_DELAY_MS > 0) await sleep(config.SHUTDOWN_DELAY_MS);
+    const deadline = Date.now() + config.SHUTDOWN_GRACE_MS;
+    accepting = false;
     const httpClosed = new Promise<void>((resolve) => http.close(() => resolve()));
+    // The database must not close under a mutation still running: it may be
+    // about to answer its client, who then counts on it being stored.
+    if (!(await inFlight.idle(deadline))) log.warn({ inFlight: inFlight.size }, 'shutdown grace period over: cutting in-flight requests');
     for (const socket of wss.clients) socket.close(DRAIN_CLOSE_CODE, 'Server restarting, reconnect');
-    const deadline = Date.now() + grace;
-    while (wss.clients.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    // However late, give the close frames a moment to leave before cutting sockets.
+    const wsDeadline = Math.max(deadline, Date.now() + 100);
+    while (wss.clients.size > 0 && Date.now() < wsDeadline) await sleep(25);
     for (const socket of wss.clients) socket.terminate();
     await graphqlWs.dispose();
     await new Promise<void>((resolve) => wss.close(() => resolve()));
-    http.closeIdleConnections();
-    const forced = setTimeout(() => http.closeAllConnections(), grace);
+    // What is left is idle keep-alive connections, server-sent event streams
+    // and requests cut at the deadline.
+    http.closeAllConnections();
     await httpClosed;
-    clearTimeout(forced);
     await dashboard.close();
     await notifications.close();
     await live.close();
@@ -224,4 +271,8 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
       return stopping;
     },
   };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

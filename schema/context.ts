@@ -140,6 +140,15 @@ export interface NotificationService {
   readonly emailEnabled: boolean;
 }
 
+/**
+ * Operational counters the schema reports to the runtime, which exposes them
+ * (Prometheus, /metrics); the schema never sees the metrics library.
+ */
+export interface OperationalMetrics {
+  /** sendMessage stored a new message and published it (not an idempotent retry). */
+  messagePublished(): void;
+}
+
 /** Services shared by every request, built once by the server runtime. */
 export interface Services {
   db: PrismaClient;
@@ -154,6 +163,7 @@ export interface Services {
   typing: TypingService;
   dashboard: DashboardService;
   notifications: NotificationService;
+  metrics: OperationalMetrics;
 }
 
 /** What every resolver receives, over HTTP and over WebSocket alike. */

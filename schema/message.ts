@@ -86,6 +86,7 @@ builder.mutationField('sendMessage', (t) =>
       if (created) {
         try {
           await ctx.pubsub.publish('message:added', message.roomId, toEvent(message));
+          ctx.metrics.messagePublished();
         } catch (error) {
           // The message is stored; subscribers pick it up from the database
           // when the next event reveals the gap, or when they resume.

@@ -37,9 +37,11 @@ export interface RedisPubSubOptions {
   maxBackoffMs?: number;
   /** Interval of the subscriber's liveness PING (0 disables it). */
   heartbeatMs?: number;
+  /** Each connection error and failed publish, for metrics; must not throw. */
+  onError?(error: Error, connection: 'publisher' | 'subscriber'): void;
 }
 
-const defaults: Required<RedisPubSubOptions> = {
+const defaults: Required<Omit<RedisPubSubOptions, 'onError'>> = {
   channelPrefix: '',
   publishTimeoutMs: 2000,
   subscribeTimeoutMs: 5000,
@@ -96,6 +98,7 @@ export async function createRedisPubSub(url: string, log: Logger, options: Redis
   });
   for (const [name, redis] of [['publisher', publisher], ['subscriber', subscriber]] as const) {
     watchConnection(name, redis, log, where, () => closing);
+    if (opts.onError) redis.on('error', (err: Error) => opts.onError?.(err, name));
   }
 
   const engine = new RedisEngine({ publisher, subscriber: quietSubscriber(subscriber, log) });
@@ -141,6 +144,7 @@ export async function createRedisPubSub(url: string, log: Logger, options: Redis
       try {
         await engine.publish(name, args[args.length - 1]);
       } catch (error) {
+        opts.onError?.(error as Error, 'publisher');
         throw new PubSubUnavailableError(`Redis: publishing to ${name} failed: ${(error as Error).message}`, { cause: error });
       }
     },
