@@ -11,6 +11,8 @@ export const ErrorCode = {
   BAD_USER_INPUT: 'BAD_USER_INPUT',
   CONFLICT: 'CONFLICT',
   RATE_LIMITED: 'RATE_LIMITED',
+  /** A shared service (e.g. Redis) is briefly unreachable; retrying later works. */
+  UNAVAILABLE: 'UNAVAILABLE',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -30,3 +32,6 @@ export const forbidden = (message = 'You are not allowed to do this.') =>
 export const notFound = (what: string) => userError(ErrorCode.NOT_FOUND, `${what} not found.`);
 export const badInput = (message: string, field?: string) =>
   userError(ErrorCode.BAD_USER_INPUT, message, field ? { field } : {});
+
+export const unavailable = (what: string) =>
+  userError(ErrorCode.UNAVAILABLE, `${what} is temporarily unavailable; try again shortly.`, { retryable: true });

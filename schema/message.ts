@@ -96,8 +96,14 @@ builder.mutationField('sendMessage', (t) =>
         ctx.notifications.onMessage(toEvent(message));
       }
       // Sending ends typing and implies having read everything up to here.
-      await ctx.typing.set(message.roomId, { id: viewer.id, name: viewer.name }, false);
-      if (created) await advanceReadMark(ctx, message.roomId, viewer, message.seq);
+      // Both are side effects of a message that is already stored: a failure
+      // (e.g. Redis down) is logged, never turned into an error for the send.
+      try {
+        await ctx.typing.set(message.roomId, { id: viewer.id, name: viewer.name }, false);
+        if (created) await advanceReadMark(ctx, message.roomId, viewer, message.seq);
+      } catch (err) {
+        ctx.log.warn({ err, roomId: message.roomId }, 'updating typing or read mark after a send failed');
+      }
       return message;
     },
   }),

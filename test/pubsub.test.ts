@@ -299,12 +299,12 @@ describe.skipIf(!redisServerUp)('Redis pub/sub when Redis fails (own redis-serve
     own.pause();
     try {
       let started = Date.now();
-      await expect(other.publish('message:added', 'r', message('r', 1))).rejects.toThrow(/timed out/);
+      await expect(other.publish('message:added', 'r', message('r', 1))).rejects.toMatchObject({ detail: expect.stringMatching(/timed out/), extensions: { code: 'UNAVAILABLE' } });
       expect(Date.now() - started).toBeLessThan(500 + 300);
       started = Date.now();
       // Leaves a SUBSCRIBE in flight, then an UNSUBSCRIBE after it: close()
       // must drop both without an unhandled rejection (which fails the run).
-      await expect(other.subscribe('message:added', `room-${randomUUID()}`)).rejects.toThrow(/timed out/);
+      await expect(other.subscribe('message:added', `room-${randomUUID()}`)).rejects.toMatchObject({ detail: expect.stringMatching(/timed out/), extensions: { code: 'UNAVAILABLE' } });
       expect(Date.now() - started).toBeLessThan(300 + 300);
       await live.return?.();
       started = Date.now();

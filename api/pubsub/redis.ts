@@ -1,3 +1,4 @@
+import { GraphQLError } from 'graphql';
 import { RedisPubSub as RedisEngine } from 'graphql-redis-subscriptions';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Events, PubSub, Topic, TopicPayload, TopicScope } from '../../schema/events.ts';
@@ -20,8 +21,17 @@ export interface RedisPubSub extends PubSub {
  * reconnecting, hung) or the pub/sub is closed. Expected during an outage;
  * callers may translate it into a retryable error for clients.
  */
-export class PubSubUnavailableError extends Error {
+export class PubSubUnavailableError extends GraphQLError {
   override readonly name = 'PubSubUnavailableError';
+  constructor(detail: string, options: { cause?: unknown } = {}) {
+    // The message reaches clients (a subscribe during an outage); the detail stays in logs.
+    super('Live events are temporarily unavailable; try again shortly.', {
+      originalError: options.cause instanceof Error ? options.cause : undefined,
+      extensions: { code: 'UNAVAILABLE', retryable: true },
+    });
+    this.detail = detail;
+  }
+  readonly detail: string;
 }
 
 export interface RedisPubSubOptions {
