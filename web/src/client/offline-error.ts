@@ -1,0 +1,31 @@
+import type { CombinedError } from '@urql/core';
+
+/**
+ * The error given to a queued mutation that was not sent because an earlier
+ * one could not reach the server: sending it would overtake the earlier one.
+ */
+export class QueuedBehindError extends Error {
+  override readonly name = 'QueuedBehindError';
+  constructor() {
+    super('Not sent: an earlier queued mutation could not reach the server');
+  }
+}
+
+// Gateways answer these while the API behind them restarts; the mutation never ran.
+const GATEWAY_STATUSES = new Set([502, 503, 504]);
+
+/**
+ * True when a result failed because the API could not be reached, so that the
+ * mutation should wait in the offline queue rather than fail.
+ *
+ * graphcache's default test only knows browser wording ("Failed to fetch");
+ * Node's fetch says "fetch failed" (the cause, e.g. ECONNREFUSED, is nested),
+ * so the rule here is structural: a network error without any HTTP response,
+ * or a gateway status, is "offline". A response from the API, even an error, is not.
+ */
+export function isOfflineError(error: CombinedError | undefined): boolean {
+  if (!error?.networkError) return false;
+  const status = (error.response as { status?: number } | undefined)?.status;
+  if (status !== undefined) return GATEWAY_STATUSES.has(status);
+  return true;
+}
