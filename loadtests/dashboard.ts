@@ -16,13 +16,13 @@
 import { check, fail } from 'k6';
 import { Counter, Rate, Trend } from 'k6/metrics';
 import type { Options } from 'k6/options';
+import { clearTimeout, setTimeout } from 'k6/timers';
 import { classifyInterval, IntervalMeter } from './lib/batches.ts';
 import { durationEnv, durationMs, endpoints, intEnv, stringEnv } from './lib/config.ts';
 import { batchFrom, DASHBOARD, PUBLISH_METRICS, SIGN_IN, SIGN_UP, errorCode, type AuthData } from './lib/operations.ts';
 import { dashboardKeys, LOADTEST_PASSWORD, metricKey } from './lib/plan.ts';
 import { ensureUsers, graphql, tokenOf } from './common/api.ts';
 import { connect } from './common/ws.ts';
-import { clearTimeout, setTimeout } from 'k6/timers';
 import { idle, remainingMs, stickyUser } from './common/vu.ts';
 
 const { httpUrl, wsUrl } = endpoints(__ENV);

@@ -90,9 +90,12 @@ export function subscriber(data: SetupData): void {
   listen({ wsUrl, token, roomId: data.roomIds[Math.floor(user / data.roomSize)] as string, holdMs, tags: { scenario_role: 'subscriber' }, resume: true });
 }
 
-/** One probe message to a room, from one of its first members. */
+let probeSenders: number[] | undefined;
+
+/** One probe message to a room, from its first member. */
 export function probe(data: SetupData): void {
-  const senders = senderIndices(planRooms(data.userCount, data.roomSize), 0.01);
+  if (probeSenders === undefined) probeSenders = senderIndices(planRooms(data.userCount, data.roomSize), 0.01);
+  const senders = probeSenders;
   const user = nextSender(senders, PROBE_VUS);
   const token = tokenOf(httpUrl, RUN_ID, user);
   if (!check(token, { 'signed in': (t) => t !== undefined }) || token === undefined) return;
