@@ -119,5 +119,12 @@ export interface PubSub {
    * Calling `return()` on the iterator unsubscribes.
    */
   subscribe<K extends Topic>(topic: K, ...scope: TopicScope<K>): Promise<AsyncIterableIterator<TopicPayload<K>>>;
+  /**
+   * Calls `listener` each time the connection to the broker is back after an
+   * outage (with every subscription active again); events published meanwhile
+   * are lost, so subscribers with a durable source re-read it. Returns the
+   * function that removes the listener. In-process pub/sub never calls it.
+   */
+  onReconnect(listener: () => void): () => void;
   close(): Promise<void>;
 }

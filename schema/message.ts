@@ -210,7 +210,7 @@ builder.subscriptionField('messageAdded', (t) =>
     },
     subscribe: (_root, args, ctx) => {
       if (args.afterSeq != null && args.afterSeq < 0) throw badInput('afterSeq must be 0 or more.', 'afterSeq');
-      return memberRoomStream(ctx, String(args.roomId), () => roomMessages(ctx, String(args.roomId), args.afterSeq ?? null));
+      return memberRoomStream(ctx, String(args.roomId), (_viewer, signal) => roomMessages(ctx, String(args.roomId), args.afterSeq ?? null, signal));
     },
     resolve: (message) => message,
   }),
@@ -222,8 +222,11 @@ builder.subscriptionField('messageAdded', (t) =>
  * or the room's current seq), and fills from the database any gap the live
  * stream shows (events from several API processes can arrive out of order).
  */
-async function* roomMessages(ctx: Context, roomId: string, afterSeq: number | null): AsyncGenerator<MessageShape> {
+async function* roomMessages(ctx: Context, roomId: string, afterSeq: number | null, signal: AbortSignal): AsyncGenerator<MessageShape> {
   const live = await ctx.pubsub.subscribe('message:added', roomId);
+  // Unsubscribing closes the queue, which ends the wait for the next event.
+  const close = () => void live.return?.();
+  signal.addEventListener('abort', close, { once: true });
   try {
     let cursor: number;
     if (afterSeq === null) {
@@ -244,25 +247,50 @@ async function* roomMessages(ctx: Context, roomId: string, afterSeq: number | nu
         cursor = m.seq;
       }
     }
-    while (true) {
-      const next = await live.next();
-      if (next.done) return;
-      const event = next.value;
-      if (event.seq <= cursor) continue;
-      if (event.seq > cursor + 1) {
-        for (const m of await range(ctx, roomId, cursor, event.seq)) {
-          yield m;
-          cursor = m.seq;
+    // After a broker outage, events published meanwhile never arrive: re-read
+    // the database at once rather than waiting for the next event to show the gap.
+    let resync = false;
+    let wake = () => {};
+    const stopListening = ctx.pubsub.onReconnect(() => {
+      resync = true;
+      wake();
+    });
+    try {
+      let pending = live.next();
+      while (true) {
+        const woken = new Promise<typeof RESYNC>((resolve) => (wake = () => resolve(RESYNC)));
+        const next = resync ? RESYNC : await Promise.race([pending, woken]);
+        if (next === RESYNC) {
+          resync = false;
+          for (const m of await range(ctx, roomId, cursor, null)) {
+            yield m;
+            cursor = m.seq;
+          }
+          continue;
         }
+        if (next.done) return;
+        pending = live.next();
+        const event = next.value;
+        if (event.seq <= cursor) continue;
+        if (event.seq > cursor + 1) {
+          for (const m of await range(ctx, roomId, cursor, event.seq)) {
+            yield m;
+            cursor = m.seq;
+          }
+        }
+        yield fromEvent(event);
+        cursor = event.seq;
       }
-      ctx.dashboard.observeDelivery(ctx.clock.now().getTime() - Date.parse(event.createdAt));
-      yield fromEvent(event);
-      cursor = event.seq;
+    } finally {
+      stopListening();
     }
   } finally {
+    signal.removeEventListener('abort', close);
     await live.return?.();
   }
 }
+
+const RESYNC = Symbol('resync');
 
 /** Stored messages with after < seq < before (before omitted: all after). */
 function range(ctx: Context, roomId: string, after: number, before: number | null): Promise<MessageShape[]> {

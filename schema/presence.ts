@@ -3,6 +3,7 @@ import { builder } from './builder.ts';
 import type { Context } from './context.ts';
 import type { PresenceEvent as PresenceEventShape } from './events.ts';
 import { DateTime } from './scalars.ts';
+import { returnable } from './lib/streams.ts';
 import { User } from './user.ts';
 
 export const PresenceStatus = builder.enumType('PresenceStatus', {
@@ -60,7 +61,7 @@ builder.subscriptionField('presenceChanged', (t) =>
     subscribe: async (_root, _args, ctx) => {
       const viewer = requireViewer(ctx);
       const events = await ctx.pubsub.subscribe('presence:changed');
-      return filterAsync(events, sharesRoomWith(ctx, viewer.id));
+      return returnable(filterAsync(events, sharesRoomWith(ctx, viewer.id)), () => void events.return?.());
     },
     resolve: (event) => event,
   }),

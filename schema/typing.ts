@@ -44,8 +44,9 @@ builder.subscriptionField('typing', (t) =>
     args: { roomId: t.arg.id({ required: true, description: 'The room; the viewer must be a member.' }) },
     subscribe: (_root, args, ctx) => {
       const roomId = String(args.roomId);
-      return memberRoomStream(ctx, roomId, async () => {
+      return memberRoomStream(ctx, roomId, async (_viewer, signal) => {
         const live = await ctx.pubsub.subscribe('typing:changed', roomId);
+        signal.addEventListener('abort', () => void live.return?.(), { once: true });
         return typingStates(live, await ctx.typing.current(roomId), roomId);
       });
     },

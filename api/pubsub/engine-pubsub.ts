@@ -31,6 +31,10 @@ export class EnginePubSub implements PubSub {
     return queue;
   }
 
+  onReconnect(): () => void {
+    return () => {}; // in-process delivery has no connection to lose
+  }
+
   close(): Promise<void> {
     return this.closeEngine();
   }

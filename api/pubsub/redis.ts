@@ -147,6 +147,32 @@ export async function createRedisPubSub(url: string, log: Logger, options: Redis
 
   const channel = (topic: string, scope: readonly unknown[]) => opts.channelPrefix + channelOf(topic, scope);
 
+  // ioredis emits 'ready' and then, in the same handler, re-sends the
+  // SUBSCRIBEs of a reconnected subscriber; a PING queued after them is
+  // answered once they are all active, which is when listeners may re-read.
+  const reconnectListeners = new Set<() => void>();
+  let firstReady = true;
+  subscriber.on('ready', () => {
+    if (firstReady) {
+      firstReady = false;
+      return;
+    }
+    setImmediate(() => {
+      subscriber.ping().then(
+        () => {
+          for (const listener of [...reconnectListeners]) {
+            try {
+              listener();
+            } catch (err) {
+              log.error({ err }, 'a pub/sub reconnect listener failed');
+            }
+          }
+        },
+        () => {}, // lost again; the next 'ready' tries again
+      );
+    });
+  });
+
   return {
     async publish<K extends Topic>(topic: K, ...args: Events[K]): Promise<void> {
       if (closing) throw new PubSubUnavailableError('pub/sub is closed');
@@ -191,6 +217,11 @@ export async function createRedisPubSub(url: string, log: Logger, options: Redis
         throw error;
       }
       return queue;
+    },
+
+    onReconnect(listener: () => void): () => void {
+      reconnectListeners.add(listener);
+      return () => reconnectListeners.delete(listener);
     },
 
     async ping(): Promise<boolean> {

@@ -2,25 +2,6 @@ import { requireRoomMember } from '../access.ts';
 import type { Context, Viewer } from '../context.ts';
 
 /**
- * Yields from `source` until `stop` resolves, then closes `source` (which
- * unsubscribes it) and ends. Used to end a member's room subscriptions when
- * they leave the room.
- */
-export async function* takeUntil<T>(source: AsyncIterator<T>, stop: Promise<unknown>): AsyncGenerator<T> {
-  const stopped = stop.then(() => STOP);
-  try {
-    while (true) {
-      const next = await Promise.race([source.next(), stopped]);
-      if (typeof next === 'symbol' || next.done) return;
-      yield next.value;
-    }
-  } finally {
-    await source.return?.();
-  }
-}
-const STOP = Symbol('stop');
-
-/**
  * Resolves when `userId` leaves `roomId`. Subscribes at once; call `cancel`
  * when the room stream ends for another reason so the listener is released.
  */
@@ -39,29 +20,67 @@ export async function whenMemberLeaves(
 }
 
 /**
+ * Makes `return()` take effect at once. An async generator that is awaiting
+ * (not paused at a yield) queues `return()` until its next yield, so a
+ * subscription to a quiet room would stay subscribed until the room's next
+ * event. `interrupt` unblocks it (closes whatever it awaits); the returned
+ * promise still waits for the generator's `finally` blocks.
+ */
+export function returnable<T>(source: AsyncGenerator<T>, interrupt: () => void): AsyncIterableIterator<T> {
+  return {
+    next: () => source.next(),
+    return: (value?: unknown) => {
+      interrupt();
+      return source.return(value as T);
+    },
+    throw: (error?: unknown) => {
+      interrupt();
+      return source.throw(error);
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+}
+
+/**
  * The common shape of a room subscription: authorizes the viewer as a member
  * (NOT_FOUND / FORBIDDEN), builds the stream, and ends it when the viewer
- * leaves the room.
+ * leaves the room or the client unsubscribes. `build` gets a signal that
+ * aborts on unsubscribe; a generator source closes its pub/sub queue on it.
  */
 export async function memberRoomStream<T>(
   ctx: Context,
   roomId: string,
-  build: (viewer: Viewer) => Promise<AsyncIterator<T>> | AsyncIterator<T>,
-): Promise<AsyncGenerator<T>> {
+  build: (viewer: Viewer, signal: AbortSignal) => Promise<AsyncIterator<T>> | AsyncIterator<T>,
+): Promise<AsyncIterableIterator<T>> {
   const viewer = await requireRoomMember(ctx, roomId);
   const membership = await whenMemberLeaves(ctx, roomId, viewer.id);
+  const controller = new AbortController();
   let source: AsyncIterator<T>;
   try {
-    source = await build(viewer);
+    source = await build(viewer, controller.signal);
   } catch (error) {
     membership.cancel();
     throw error;
   }
-  return (async function* () {
+  // Ending the source (its pub/sub queue closed) ends the stream; that is
+  // how both leaving the room and unsubscribing stop it without waiting for
+  // the room's next event.
+  const end = () => {
+    controller.abort();
+    void source.return?.();
+  };
+  void membership.left.then(end);
+  const stream = (async function* () {
     try {
-      yield* { [Symbol.asyncIterator]: () => takeUntil(source, membership.left) };
+      yield* { [Symbol.asyncIterator]: () => source };
     } finally {
       membership.cancel();
     }
   })();
+  return returnable(stream, () => {
+    end();
+    membership.cancel();
+  });
 }
