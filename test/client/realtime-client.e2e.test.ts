@@ -11,10 +11,12 @@ import {
   createMemoryStorage,
   createRealtimeClient,
   type ChatMessage,
+  type BacklogTooLarge,
   type ConnectionState,
   type OfflineStorage,
   type RealtimeClient,
 } from '../../web/src/client/index.ts';
+import { RoomHistoryDocument } from '../../web/src/gql/graphql.ts';
 import { collect, gql, signUp, sleep, until, wsClient, type TestUser } from '../helpers/client.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
@@ -143,7 +145,9 @@ describe('realtime client against the real server, through a TCP proxy', () => {
     // Lose the 10th replayed response after the server stored the message:
     // the replay stops there, and the retry of #10 must not store it twice.
     let responses = 0;
+    let requests = 0;
     tap = (chunk, direction) => {
+      if (direction === 'toServer' && chunk.includes('mutation SendMessage')) requests++;
       if (direction === 'toClient' && chunk.includes('"sendMessage"') && ++responses === 10) {
         proxy.pause();
         proxy.cut();
@@ -154,6 +158,7 @@ describe('realtime client against the real server, through a TCP proxy', () => {
 
     const sent = await Promise.all(pending.map((p) => p.sent));
     expect(responses).toBeGreaterThanOrEqual(10);
+    expect(requests).toBeGreaterThan(20); // #10 went twice: its first answer was lost
     expect(sent.map((m) => m.clientId)).toEqual(Array.from({ length: 20 }, (_, i) => `off-${i + 1}`));
     const stored = await storedMessages(roomId);
     expect(stored.map((m) => m.body)).toEqual(Array.from({ length: 20 }, (_, i) => `offline ${i + 1}`));
@@ -218,6 +223,41 @@ describe('realtime client against the real server, through a TCP proxy', () => {
       // With NODE_ENV no longer "test", graphcache persisted its cache too.
       expect(Object.keys(await storage.readData()).length).toBeGreaterThan(0);
     });
+  });
+
+  it('surfaces BACKLOG_TOO_LARGE with lastSeq, then continues from there', async () => {
+    const roomId = await newRoom();
+    for (let i = 1; i <= 30; i++) await gql(t.url, SEND, { input: { roomId, body: `old ${i}`, clientId: `bl-${i}` } }, ana.token);
+    // The product limit is 1000; the server reads it from its services on each
+    // subscribe, so a smaller one keeps the test from sending 1001 messages.
+    const limits = t.server.services.limits;
+    const original = limits.maxReplay;
+    limits.maxReplay = 20;
+    cleanup.push(() => (limits.maxReplay = original));
+
+    const client = clientFor(ben);
+    const reports: BacklogTooLarge[] = [];
+    const seen: number[] = [];
+    let history: number[] = [];
+    client.subscribeMessages(roomId, (m) => seen.push(m.seq), {
+      afterSeq: 0,
+      onBacklogTooLarge: async (info) => {
+        reports.push(info);
+        const page = await client.urql.query(RoomHistoryDocument, { id: roomId, last: 5 }, { requestPolicy: 'network-only' }).toPromise();
+        history = page.data!.room.messages.edges.map((e) => e.node.seq);
+        // A message sent while history loads: the resubscription must bring it.
+        await gql(t.url, SEND, { input: { roomId, body: 'meanwhile', clientId: 'bl-31' } }, ana.token);
+        return history.at(-1);
+      },
+    });
+    await until(() => reports.length === 1);
+    expect(reports[0]).toEqual({ roomId, afterSeq: 0, lastSeq: 30 });
+    await until(() => seen.length === 1);
+    await gql(t.url, SEND, { input: { roomId, body: 'new', clientId: 'bl-32' } }, ana.token);
+    await until(() => seen.length === 2);
+    await sleep(100);
+    expect(history).toEqual([26, 27, 28, 29, 30]);
+    expect(seen).toEqual([31, 32]);
   });
 
   it('reports connected → reconnecting in N ms → connected, and offline while the network is down', async () => {

@@ -80,9 +80,11 @@ export interface SubscribeMessagesOptions {
   /**
    * More than the server's replay limit (1000) was missed. Reload history here
    * (e.g. `room.messages(last: 50)`); when the returned promise settles the
-   * subscription continues from `lastSeq`.
+   * subscription continues after `lastSeq`, or after the seq it resolves to
+   * (return the newest seq of the history just loaded, so that a message sent
+   * meanwhile is neither missed nor delivered twice).
    */
-  onBacklogTooLarge?(info: BacklogTooLarge): void | Promise<unknown>;
+  onBacklogTooLarge?(info: BacklogTooLarge): void | number | Promise<void | number>;
   /** Any other error; the subscription has ended (e.g. FORBIDDEN after leaving the room). */
   onError?(error: CombinedError): void;
 }
@@ -386,9 +388,9 @@ export function createRealtimeClient(options: RealtimeClientOptions): RealtimeCl
           const info: BacklogTooLarge = { roomId, afterSeq: lastSeq, lastSeq: Number(backlog.extensions.lastSeq) };
           void Promise.resolve()
             .then(() => opts.onBacklogTooLarge?.(info))
-            .catch(() => {})
-            .then(() => {
-              lastSeq = Math.max(lastSeq ?? 0, info.lastSeq);
+            .catch(() => undefined)
+            .then((resumeAfter) => {
+              lastSeq = typeof resumeAfter === 'number' ? resumeAfter : Math.max(lastSeq ?? 0, info.lastSeq);
               start();
             });
         }),
