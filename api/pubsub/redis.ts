@@ -151,7 +151,7 @@ export async function createRedisPubSub(url: string, log: Logger, options: Redis
   // SUBSCRIBEs of a reconnected subscriber; a PING queued after them is
   // answered once they are all active, which is when listeners may re-read.
   const reconnectListeners = new Set<() => void>();
-  let firstReady = true;
+  let firstReady = subscriber.status !== 'ready';
   subscriber.on('ready', () => {
     if (firstReady) {
       firstReady = false;
