@@ -286,6 +286,32 @@ describe('realtime client against the real server, through a TCP proxy', () => {
     expect(seq.at(-1)).toBe('connected');
   });
 
+  it('notices a stalled link by the missing pong, reconnects and resumes', async () => {
+    const roomId = await newRoom();
+    const client = createRealtimeClient({
+      url: proxy.url,
+      wsUrl: proxy.wsUrl,
+      getToken: () => ben.token,
+      storage: createMemoryStorage(),
+      webSocketImpl: WebSocket,
+      reconnect: FAST,
+      keepAliveMs: 300,
+      pongTimeoutMs: 300,
+    });
+    cleanup.push(() => client.dispose());
+    const seen: number[] = [];
+    client.subscribeMessages(roomId, (m) => seen.push(m.seq), { afterSeq: 0 });
+    await until(() => status(client) === 'connected');
+    await gql(t.url, SEND, { input: { roomId, body: 'one', clientId: 'st-1' } }, ana.token);
+    await until(() => seen.length === 1);
+
+    proxy.stall();
+    await gql(t.url, SEND, { input: { roomId, body: 'two', clientId: 'st-2' } }, ana.token);
+    await until(() => client.connection.getSnapshot().closeCode === 4499, 5_000); // terminated by the client
+    await until(() => seen.length === 2 && status(client) === 'connected', 5_000);
+    expect(seen).toEqual([1, 2]);
+  });
+
   it('reconnects after the server drains with 1012 and resumes the subscription from the last seq', async () => {
     // A server the test can restart; the client reaches it through its own proxy.
     const first = await startTestServer('pglite', { keepData: true });

@@ -13,6 +13,11 @@ export interface TcpProxy {
   pause(): void;
   /** Accepts and forwards new connections again. */
   resume(): void;
+  /**
+   * Open connections stop carrying data in both directions but stay open, like
+   * a dead NAT mapping: only a keep-alive timeout notices. New connections work.
+   */
+  stall(): void;
   /** Forwards new connections to another API (e.g. one restarted on another port). */
   setTarget(target: string): void;
   /** Connections accepted and forwarded so far. */
@@ -38,6 +43,7 @@ export async function startTcpProxy(
   let { hostname, port: targetPort } = new URL(target);
   const { pathname } = new URL(target);
   const sockets = new Set<Socket>();
+  const links = new Set<[Socket, Socket]>();
   let paused = false;
   let accepted = 0;
 
@@ -65,6 +71,9 @@ export async function startTcpProxy(
     }
     client.pipe(upstream);
     upstream.pipe(client);
+    const link: [Socket, Socket] = [client, upstream];
+    links.add(link);
+    client.on('close', () => links.delete(link));
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => client.destroy());
   });
@@ -86,6 +95,14 @@ export async function startTcpProxy(
     },
     resume: () => {
       paused = false;
+    },
+    stall() {
+      for (const [client, upstream] of links) {
+        client.unpipe(upstream);
+        upstream.unpipe(client);
+        client.pause();
+        upstream.pause();
+      }
     },
     setTarget(next) {
       ({ hostname, port: targetPort } = new URL(next));
