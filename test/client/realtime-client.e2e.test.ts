@@ -286,6 +286,31 @@ describe('realtime client against the real server, through a TCP proxy', () => {
     expect(seq.at(-1)).toBe('connected');
   });
 
+  it('replays the queue when only HTTP failed and the WebSocket stayed up', async () => {
+    const roomId = await newRoom();
+    let httpDown = false;
+    const client = createRealtimeClient({
+      url: proxy.url,
+      wsUrl: proxy.wsUrl,
+      getToken: () => ana.token,
+      storage: createMemoryStorage(),
+      webSocketImpl: WebSocket,
+      reconnect: FAST,
+      fetch: (input, init) => (httpDown ? Promise.reject(new TypeError('fetch failed')) : fetch(input, init)),
+    });
+    cleanup.push(() => client.dispose());
+    await until(() => status(client) === 'connected');
+
+    httpDown = true;
+    const pending = ['x', 'y', 'z'].map((body) => client.sendMessage({ roomId, body }));
+    await until(() => client.connection.getSnapshot().queued === 3);
+    await sleep(600); // at least one timed retry fails too
+    httpDown = false;
+    await Promise.all(pending.map((p) => p.sent));
+    expect((await storedMessages(roomId)).map((m) => m.body)).toEqual(['x', 'y', 'z']);
+    expect(status(client)).toBe('connected');
+  });
+
   it('notices a stalled link by the missing pong, reconnects and resumes', async () => {
     const roomId = await newRoom();
     const client = createRealtimeClient({

@@ -9,6 +9,10 @@ export interface OutboxOptions {
   persist(requests: SerializedRequest[]): void;
   /** Called whenever the number of unacknowledged mutations changes. */
   onSizeChange?(size: number): void;
+  /** A mutation could not reach the API: everything waits until `release()`. */
+  onBlocked?(): void;
+  /** The API answered a mutation. */
+  onAnswered?(): void;
 }
 
 /** See {@link createOutbox}. */
@@ -106,8 +110,10 @@ export function createOutbox(options: OutboxOptions): Outbox {
       // graphcache queues this one; everything behind it follows, in order.
       blocked = true;
       for (const op of pending.splice(0)) failOffline(op);
+      options.onBlocked?.();
       return;
     }
+    options.onAnswered?.();
     if (unacked.delete(result.operation.key)) changed();
     pump();
   };

@@ -247,7 +247,22 @@ export function createRealtimeClient(options: RealtimeClientOptions): RealtimeCl
     isOfflineError,
     persist: (requests) => options.storage.writeMetadata(requests),
     onSizeChange: (queued) => store.set({ queued }),
+    // HTTP can fail while the WebSocket stays up (a timeout, a gateway error);
+    // no reconnect would then replay the queue, so retry on the same schedule.
+    onBlocked: () => {
+      clearTimeout(httpRetryTimer);
+      if (disposed) return;
+      const delay = reconnectDelayMs(httpRetries++, options.reconnect);
+      httpRetryTimer = setTimeout(() => {
+        if (store.getSnapshot().status === 'connected') flushQueue?.();
+      }, delay);
+    },
+    onAnswered: () => {
+      httpRetries = 0;
+    },
   });
+  let httpRetries = 0;
+  let httpRetryTimer: ReturnType<typeof setTimeout> | undefined;
   let markReady!: () => void;
   const ready = new Promise<void>((resolve) => (markReady = resolve));
   const storage: OfflineStorage = {
@@ -467,6 +482,7 @@ export function createRealtimeClient(options: RealtimeClientOptions): RealtimeCl
       disposed = true;
       outbox.close();
       clearTimeout(pongTimer);
+      clearTimeout(httpRetryTimer);
       wakeUp?.();
       for (const reject of [...pendingSends]) reject(new ClientDisposedError());
       // Rejects when the socket being opened fails; the client is gone either way.
