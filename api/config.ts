@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_RATE_LIMITS, rateLimitEnv } from './ratelimit/limits.ts';
 
 const duration = z
   .string()
@@ -33,6 +34,27 @@ const ConfigSchema = z
     METRICS_TOKEN: z.string().min(16, 'at least 16 characters').optional().or(z.literal('').transform(() => undefined)),
     /** A user whose last connection closed stays online this long, so reloads do not flap. */
     PRESENCE_GRACE_MS: z.coerce.number().int().min(0).default(5000),
+    /** Browser origins (comma-separated, or `*`) allowed to call the API cross-origin; unset: see corsPolicy(). */
+    CORS_ORIGINS: z
+      .string()
+      .optional()
+      .transform((v) => v?.split(',').map((o) => o.trim()).filter(Boolean))
+      .refine((list) => !list || list.every((o) => o === '*' || /^https?:\/\/[^/\s]+$/.test(o)), 'origins such as https://chat.example.com, or *'),
+    /** `false` refuses introspection queries (the SDL stays published in schema/schema.graphql). */
+    INTROSPECTION: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+    /** Largest request body POST /graphql accepts, in bytes (413 above). */
+    GRAPHQL_MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
+    /** Proxies in front of the API whose X-Forwarded-For entries are trusted for the client address (0: none). */
+    TRUST_PROXY: z.coerce.number().int().min(0).max(10).default(0),
+    /** `off` turns every rate limit off (load tests); each RATE_LIMIT_* also takes `off`. */
+    RATE_LIMITS: z.enum(['on', 'off']).default('on'),
+    RATE_LIMIT_SIGN_IN_IP: rateLimitEnv.prefault(DEFAULT_RATE_LIMITS.signInIp),
+    RATE_LIMIT_SIGN_IN_EMAIL: rateLimitEnv.prefault(DEFAULT_RATE_LIMITS.signInEmail),
+    RATE_LIMIT_SIGN_UP_IP: rateLimitEnv.prefault(DEFAULT_RATE_LIMITS.signUpIp),
+    RATE_LIMIT_SEND_MESSAGE: rateLimitEnv.prefault(DEFAULT_RATE_LIMITS.sendMessage),
+    RATE_LIMIT_SET_TYPING: rateLimitEnv.prefault(DEFAULT_RATE_LIMITS.setTyping),
+    RATE_LIMIT_PUBLISH_METRICS: rateLimitEnv.prefault(DEFAULT_RATE_LIMITS.publishMetrics),
+    RATE_LIMIT_UPLOAD: rateLimitEnv.prefault(DEFAULT_RATE_LIMITS.upload),
     /** With Redis: connections of a process that stopped renewing them (it died) lapse after this long. */
     PRESENCE_TTL_MS: z.coerce.number().int().min(1000).default(30_000),
     /** A typist who does not renew setTyping(true) disappears after this long. */

@@ -27,6 +27,13 @@ import { InFlight } from './ops/in-flight.ts';
 import { createServerMetrics } from './ops/metrics.ts';
 import { createReadiness } from './ops/readiness.ts';
 import { createUploadRoutes } from './uploads/http.ts';
+import { BodyTooLargeError, readBody } from './http/body-limit.ts';
+import { clientAddress } from './http/client-address.ts';
+import { corsPolicy } from './http/cors.ts';
+import { queryGuardPlugins, useRateLimitStatus, withErrorId } from './http/graphql-guards.ts';
+import { errorId, REQUEST_ID_HEADER, requestIdOf, withRequestId } from './http/request-context.ts';
+import { setSecurityHeaders } from './http/security-headers.ts';
+import { createRateLimiter, rateLimitSettings } from './ratelimit/index.ts';
 import { createUrlSigner } from './uploads/signed-urls.ts';
 import { createLocalFileStore } from './uploads/storage.ts';
 
@@ -61,7 +68,8 @@ export interface ApiServer {
   stop(): Promise<void>;
 }
 
-type InitialContext = { request: Request; wsViewer?: Viewer | null };
+// `req` is the Node request: yoga's server context over HTTP, graphql-ws' upgrade request over WebSocket.
+type InitialContext = { request: Request; req?: IncomingMessage; wsViewer?: Viewer | null };
 
 /**
  * Builds the whole API: database (migrated), pub/sub, GraphQL over HTTP and
@@ -87,6 +95,7 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
   const clock = deps.clock ?? { now: () => new Date() };
   const live = await createLiveState(config, { db, pubsub, clock, log });
   const { presence, typing } = live;
+  const rateLimiter = createRateLimiter(rateLimitSettings(config), { redis: live.redis, prefix: config.REDIS_PREFIX, log });
   const dashboard = new Dashboard({
     pubsub,
     db,
@@ -111,6 +120,7 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
     tokens,
     passwords: createPasswordHasher(),
     limits: defaultLimits,
+    rateLimiter,
     log,
     files: { signedUrl: (id) => urlSigner.signedUrl(id) },
   };
@@ -120,24 +130,31 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
     graphqlEndpoint: GRAPHQL_PATH,
     graphiql: config.NODE_ENV === 'development' ? { subscriptionsProtocol: 'WS' } : false,
     landingPage: false,
-    maskedErrors: { isDev: config.NODE_ENV === 'development', maskError: maskErrorReportingDb(() => metrics.dbError()) },
+    // CORS is answered in route(), for uploads as well as GraphQL.
+    cors: false,
+    plugins: [...queryGuardPlugins({ introspection: config.INTROSPECTION }), useRateLimitStatus()],
+    maskedErrors: { isDev: config.NODE_ENV === 'development', maskError: withErrorId(maskErrorReportingDb(() => metrics.dbError())) },
     logging: {
       debug: (...args) => log.debug(args.map(String).join(' ')),
       info: (...args) => log.info(args.map(String).join(' ')),
       warn: (...args) => log.warn(args.map(String).join(' ')),
-      error: (...args) => log.error({ err: args.find((a) => a instanceof Error) }, args.map(String).join(' ')),
+      error: (...args) => {
+        const err = args.find((a) => a instanceof Error);
+        log.error({ err, requestId: errorId(err) }, args.map(String).join(' '));
+      },
     },
-    context: async ({ request, wsViewer }): Promise<Context> => {
-      if (wsViewer !== undefined) return { ...services, viewer: wsViewer, loaders: createLoaders(db, presence) };
+    context: async ({ request, req, wsViewer }): Promise<Context> => {
+      const clientIp = clientAddress(req, config.TRUST_PROXY);
+      if (wsViewer !== undefined) return { ...services, viewer: wsViewer, clientIp, loaders: createLoaders(db, presence) };
       const token = bearerToken(request.headers.get('authorization'));
-      if (token === undefined) return { ...services, viewer: null, loaders: createLoaders(db, presence) };
+      if (token === undefined) return { ...services, viewer: null, clientIp, loaders: createLoaders(db, presence) };
       const auth = token ? await authenticate(db, tokens, token) : null;
       if (!auth) {
         throw new GraphQLError('The bearer token is invalid or expired.', {
           extensions: { code: 'UNAUTHENTICATED', http: { status: 401, headers: { 'WWW-Authenticate': 'Bearer' } } },
         });
       }
-      return { ...services, viewer: auth.viewer, loaders: createLoaders(db, presence) };
+      return { ...services, viewer: auth.viewer, clientIp, loaders: createLoaders(db, presence) };
     },
   });
 
@@ -147,8 +164,11 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
     signer: urlSigner,
     maxBytes: config.UPLOAD_MAX_BYTES,
     authenticate: async (token) => (await authenticate(db, tokens, token))?.viewer ?? null,
+    rateLimiter,
     log,
   });
+  const cors = corsPolicy(config.CORS_ORIGINS, config.NODE_ENV);
+  const graphiql = config.NODE_ENV === 'development';
 
   const readiness = createReadiness({ db, pubsub, timeoutMs: READINESS_TIMEOUT_MS, onDbFailure: () => metrics.dbError() });
   const ops = createOpsRoutes({ readiness, metrics, metricsToken: config.METRICS_TOKEN, log });
@@ -185,6 +205,15 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
 
   function route(req: IncomingMessage, res: ServerResponse) {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
+    const requestId = requestIdOf(req);
+    res.setHeader(REQUEST_ID_HEADER, requestId);
+    const rendersGraphiql = graphiql && path === GRAPHQL_PATH && req.method === 'GET' && String(req.headers.accept).includes('text/html');
+    setSecurityHeaders(res, rendersGraphiql ? 'graphiql' : 'api');
+    // Everything the request leads to (logs, masked errors) can name its id.
+    withRequestId(requestId, () => serve(path, req, res));
+  }
+
+  function serve(path: string, req: IncomingMessage, res: ServerResponse) {
     if (ops.matches(path)) {
       void ops.handle(path, req, res);
       return;
@@ -193,11 +222,12 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
       res.writeHead(503, { 'content-type': 'application/json', connection: 'close', 'retry-after': '1' }).end('{"error":"shutting down"}');
       return;
     }
+    if ((path === GRAPHQL_PATH || uploads.matches(path)) && cors.handle(req, res)) return;
     if (path === GRAPHQL_PATH) {
       // A subscription over server-sent events lasts as long as its client
       // wants; stop() must not wait for it like for a mutation.
       if (!String(req.headers.accept).includes('text/event-stream')) inFlight.trackResponse(res);
-      void yoga(req, res);
+      void serveGraphql(req, res);
       return;
     }
     if (uploads.matches(path)) {
@@ -206,6 +236,26 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
       return;
     }
     res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not found"}');
+  }
+
+  /** Reads a POST body within GRAPHQL_MAX_BODY_BYTES before yoga sees it (413 above). */
+  async function serveGraphql(req: IncomingMessage, res: ServerResponse) {
+    if (req.method === 'POST') {
+      try {
+        // whatwg-node takes an already read body from `req.body`.
+        (req as IncomingMessage & { body?: Buffer }).body = await readBody(req, config.GRAPHQL_MAX_BODY_BYTES);
+      } catch (error) {
+        if (!(error instanceof BodyTooLargeError)) {
+          res.destroy(); // the client went away mid-body: nobody to answer
+          return;
+        }
+        const body = JSON.stringify({ errors: [{ message: error.message, extensions: { code: 'PAYLOAD_TOO_LARGE', limit: error.limit } }] });
+        // Connection: close, because the rest of the body was never read.
+        res.writeHead(413, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body);
+        return;
+      }
+    }
+    await yoga(req, res);
   }
 
   let address: { url: string; wsUrl: string } | undefined;

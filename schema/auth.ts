@@ -4,6 +4,7 @@ import type { Viewer } from './context.ts';
 import { ErrorCode, userError } from './errors.ts';
 import { User } from './user.ts';
 import { parseInput } from './validation.ts';
+import { addressKey, checkRate, limitRate } from './lib/rate-limit.ts';
 
 const email = z.string().trim().toLowerCase().max(254).pipe(z.email({ message: 'must be an email address' }));
 const SignUp = z.object({
@@ -51,9 +52,10 @@ builder.mutationType({ description: 'Write operations. All of them except signUp
 builder.mutationField('signUp', (t) =>
   t.field({
     type: AuthPayload,
-    description: 'Creates an account and signs it in. Errors: BAD_USER_INPUT for invalid fields, CONFLICT when the email is taken.',
+    description: 'Creates an account and signs it in. Errors: BAD_USER_INPUT for invalid fields, CONFLICT when the email is taken, RATE_LIMITED after too many sign-ups from one address.',
     args: { input: t.arg({ type: SignUpInput, required: true, description: 'The new account.' }) },
     resolve: async (_root, { input }, ctx) => {
+      await limitRate(ctx, 'signUpIp', addressKey(ctx));
       const data = parseInput(SignUp, input);
       const passwordHash = await ctx.passwords.hash(data.password);
       const existing = await ctx.db.user.findUnique({ where: { email: data.email }, select: { id: true } });
@@ -78,10 +80,14 @@ builder.mutationField('signUp', (t) =>
 builder.mutationField('signIn', (t) =>
   t.field({
     type: AuthPayload,
-    description: 'Signs in with email and password. Errors: UNAUTHENTICATED when they do not match an account.',
+    description: 'Signs in with email and password. Errors: UNAUTHENTICATED when they do not match an account, RATE_LIMITED after too many attempts from one address or too many failures for one email.',
     args: { input: t.arg({ type: SignInInput, required: true, description: 'The credentials.' }) },
     resolve: async (_root, { input }, ctx) => {
+      // Every attempt costs a password hash: count them per address before any work.
+      await limitRate(ctx, 'signInIp', addressKey(ctx));
       const data = parseInput(SignIn, input);
+      // Only failures count per email, so that the owner's own sign-ins never lock them out.
+      await checkRate(ctx, 'signInEmail', data.email);
       const user = await ctx.db.user.findUnique({
         where: { email: data.email },
         select: { id: true, email: true, name: true, passwordHash: true },
@@ -89,7 +95,11 @@ builder.mutationField('signIn', (t) =>
       // Verify against a throwaway hash when the account does not exist, so
       // the response time does not reveal which emails have accounts.
       const ok = await ctx.passwords.verify(data.password, user?.passwordHash ?? (await dummyHash(ctx.passwords)));
-      if (!user || !ok) throw userError(ErrorCode.UNAUTHENTICATED, 'Email or password is wrong.');
+      if (!user || !ok) {
+        await ctx.rateLimiter.consume('signInEmail', data.email);
+        throw userError(ErrorCode.UNAUTHENTICATED, 'Email or password is wrong.');
+      }
+      await ctx.rateLimiter.reset('signInEmail', data.email);
       const viewer = { id: user.id, email: user.email, name: user.name };
       return { token: await ctx.tokens.issue(viewer), user: viewer };
     },

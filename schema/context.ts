@@ -149,6 +149,28 @@ export interface OperationalMetrics {
   messagePublished(): void;
 }
 
+/** What is counted against a rate limit: per address for sign-in and sign-up, per user otherwise. */
+export type RateLimitedAction = 'signInIp' | 'signInEmail' | 'signUpIp' | 'sendMessage' | 'setTyping' | 'publishMetrics' | 'upload';
+
+/** A refusal: the caller may try again after this many seconds. */
+export interface RateLimitExceeded {
+  retryAfterSeconds: number;
+}
+
+/**
+ * Counts uses of an action per key (a user id, an address, an email) in fixed
+ * windows; implemented by the runtime (in memory, or Redis shared by every
+ * process). Configured limits live there; the schema only names the action.
+ */
+export interface RateLimiter {
+  /** Counts one use; null when allowed, otherwise how long to wait. */
+  consume(action: RateLimitedAction, key: string): Promise<RateLimitExceeded | null>;
+  /** Whether `key` is over the limit now, without counting a use. */
+  peek(action: RateLimitedAction, key: string): Promise<RateLimitExceeded | null>;
+  /** Forgets the uses counted for `key`. */
+  reset(action: RateLimitedAction, key: string): Promise<void>;
+}
+
 /** Services shared by every request, built once by the server runtime. */
 export interface Services {
   db: PrismaClient;
@@ -164,11 +186,14 @@ export interface Services {
   dashboard: DashboardService;
   notifications: NotificationService;
   metrics: OperationalMetrics;
+  rateLimiter: RateLimiter;
 }
 
 /** What every resolver receives, over HTTP and over WebSocket alike. */
 export interface Context extends Services {
   viewer: Viewer | null;
+  /** The client's address (after trusted proxies), for per-address rate limits; null when unknown. */
+  clientIp: string | null;
   /** Batching loaders, fresh for each operation. */
   loaders: Loaders;
 }

@@ -6,6 +6,7 @@ import { badInput, forbidden } from './errors.ts';
 import type { MetricUpdate } from './events.ts';
 import { DateTime } from './scalars.ts';
 import { parseInput } from './validation.ts';
+import { limitRate } from './lib/rate-limit.ts';
 
 /** Most updates one publishMetrics call may carry. */
 export const MAX_UPDATES_PER_CALL = 1000;
@@ -124,10 +125,11 @@ const MetricUpdateInput = builder.inputType('MetricUpdateInput', {
 builder.mutationField('publishMetrics', (t) =>
   t.int({
     authScopes: { loggedIn: true },
-    description: `Publishes application metrics to live dashboards; returns how many updates were accepted. Only for publishers (users with the publisher role). At most ${MAX_UPDATES_PER_CALL} updates per call. Errors: FORBIDDEN, BAD_USER_INPUT.`,
+    description: `Publishes application metrics to live dashboards; returns how many updates were accepted. Only for publishers (users with the publisher role). At most ${MAX_UPDATES_PER_CALL} updates per call. Errors: FORBIDDEN, BAD_USER_INPUT, RATE_LIMITED.`,
     args: { input: t.arg({ type: [MetricUpdateInput], required: true, description: 'The updates, applied in order.' }) },
     resolve: async (_root, { input }, ctx) => {
       const viewer = requireViewer(ctx);
+      await limitRate(ctx, 'publishMetrics', viewer.id);
       if (!(await ctx.dashboard.canPublish(viewer))) throw forbidden('Publishing metrics needs the publisher role.');
       const data = parseInput(Updates, input.map((u) => ({ ...u, at: u.at ?? undefined, kind: u.kind ?? 'GAUGE', labels: u.labels ?? undefined })));
       const now = ctx.clock.now().getTime();

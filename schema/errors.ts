@@ -10,7 +10,10 @@ export const ErrorCode = {
   NOT_FOUND: 'NOT_FOUND',
   BAD_USER_INPUT: 'BAD_USER_INPUT',
   CONFLICT: 'CONFLICT',
+  /** Too many requests; `extensions.retryAfter` says after how many seconds to retry. */
   RATE_LIMITED: 'RATE_LIMITED',
+  /** The operation is deeper, costlier or longer than the server accepts (limits in the README). */
+  QUERY_TOO_COMPLEX: 'QUERY_TOO_COMPLEX',
   /** A shared service (e.g. Redis) is briefly unreachable; retrying later works. */
   UNAVAILABLE: 'UNAVAILABLE',
 } as const;
@@ -35,3 +38,9 @@ export const badInput = (message: string, field?: string) =>
 
 export const unavailable = (what: string) =>
   userError(ErrorCode.UNAVAILABLE, `${what} is temporarily unavailable; try again shortly.`, { retryable: true });
+
+/** A use over a rate limit; `retryAfter` is in whole seconds (at least 1). */
+export const rateLimited = (retryAfterSeconds: number) => {
+  const retryAfter = Math.max(1, Math.ceil(retryAfterSeconds));
+  return userError(ErrorCode.RATE_LIMITED, `Too many requests; try again in ${retryAfter} s.`, { retryAfter });
+};

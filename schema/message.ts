@@ -1,7 +1,7 @@
 import { resolveCursorConnection } from '@pothos/plugin-relay';
 import { GraphQLError } from 'graphql';
 import { z } from 'zod';
-import { isId, requireRoomMember } from './access.ts';
+import { isId, requireRoomMember, requireViewer } from './access.ts';
 import { Attachment } from './attachment.ts';
 import { builder, type MessageShape } from './builder.ts';
 import type { Context } from './context.ts';
@@ -13,6 +13,7 @@ import { User } from './user.ts';
 import { parseInput } from './validation.ts';
 import { advanceReadMark } from './lib/read-marks.ts';
 import { memberRoomStream } from './lib/streams.ts';
+import { limitRate } from './lib/rate-limit.ts';
 
 export const Message = builder.objectRef<MessageShape>('Message').implement({
   description: 'A chat message. Immutable once sent.',
@@ -72,7 +73,7 @@ builder.mutationField('sendMessage', (t) =>
     type: Message,
     authScopes: { loggedIn: true },
     description:
-      'Sends a message to a room. Safe to retry with the same clientId. Errors: BAD_USER_INPUT (empty or too long body, bad attachments), NOT_FOUND, FORBIDDEN, CONFLICT (clientId already used in another room).',
+      'Sends a message to a room. Safe to retry with the same clientId. Errors: BAD_USER_INPUT (empty or too long body, bad attachments), NOT_FOUND, FORBIDDEN, CONFLICT (clientId already used in another room), RATE_LIMITED (retry after `extensions.retryAfter` seconds, with the same clientId).',
     args: { input: t.arg({ type: SendMessageInput, required: true, description: 'The message.' }) },
     resolve: async (_root, { input }, ctx) => {
       const data = parseInput(SendMessage, {
@@ -81,6 +82,8 @@ builder.mutationField('sendMessage', (t) =>
         clientId: input.clientId,
         attachmentIds: (input.attachmentIds ?? []).map(String),
       });
+      // Counted before any database work, so a flood costs the server nothing more.
+      await limitRate(ctx, 'sendMessage', requireViewer(ctx).id);
       const viewer = await requireRoomMember(ctx, data.roomId);
       const { message, created } = await sendMessage(ctx, viewer.id, data);
       if (created) {

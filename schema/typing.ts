@@ -1,8 +1,9 @@
-import { requireRoomMember } from './access.ts';
+import { requireRoomMember, requireViewer } from './access.ts';
 import { builder } from './builder.ts';
 import { unavailable } from './errors.ts';
 import type { TypingEvent } from './events.ts';
 import { memberRoomStream } from './lib/streams.ts';
+import { limitRate } from './lib/rate-limit.ts';
 import { User } from './user.ts';
 
 const TypingState = builder.objectRef<TypingEvent>('TypingState').implement({
@@ -17,12 +18,13 @@ builder.mutationField('setTyping', (t) =>
   t.boolean({
     authScopes: { loggedIn: true },
     description:
-      'Says the viewer is typing (or stopped). Clients send `true` at most every 300 ms while keys are pressed and `false` after 300 ms idle; the server drops a typist after about 5 s without a renewal and when they send a message. Safe to repeat. Errors: NOT_FOUND, FORBIDDEN, UNAVAILABLE (shared state briefly unreachable; retry).',
+      'Says the viewer is typing (or stopped). Clients send `true` at most every 300 ms while keys are pressed and `false` after 300 ms idle; the server drops a typist after about 5 s without a renewal and when they send a message. Safe to repeat. Errors: NOT_FOUND, FORBIDDEN, UNAVAILABLE (shared state briefly unreachable; retry), RATE_LIMITED.',
     args: {
       roomId: t.arg.id({ required: true, description: 'The room; the viewer must be a member.' }),
       isTyping: t.arg.boolean({ required: true, description: 'true while typing, false when stopped.' }),
     },
     resolve: async (_root, args, ctx) => {
+      await limitRate(ctx, 'setTyping', requireViewer(ctx).id);
       const viewer = await requireRoomMember(ctx, String(args.roomId));
       try {
         await ctx.typing.set(String(args.roomId), { id: viewer.id, name: viewer.name }, args.isTyping);

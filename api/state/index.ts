@@ -1,3 +1,4 @@
+import type { Redis } from 'ioredis';
 import type { PrismaClient } from '../../prisma/generated/client.ts';
 import type { Clock } from '../../schema/context.ts';
 import type { PubSub } from '../../schema/events.ts';
@@ -14,6 +15,8 @@ import { createStateRedis, redisReady } from './redis-client.ts';
 export interface LiveState {
   presence: PresenceTracker;
   typing: TypingTracker;
+  /** The shared-state command connection when REDIS_URL is set (rate limits use it too). */
+  redis?: Redis;
   /** Stops timers and closes the state connection (after presence has settled). */
   close(): Promise<void>;
 }
@@ -51,6 +54,7 @@ export async function createLiveState(
   return {
     presence,
     typing,
+    redis,
     async close() {
       typing.stop();
       await presence.stop();

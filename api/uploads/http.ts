@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import busboy from 'busboy';
 import type { PrismaClient } from '../../prisma/generated/client.ts';
-import type { Viewer } from '../../schema/context.ts';
+import type { RateLimiter, Viewer } from '../../schema/context.ts';
 import { bearerToken } from '../auth/tokens.ts';
 import type { Logger } from '../logger.ts';
 import { detectContentType, isInlineSafe, TEXT_PLAIN, TextProbe } from './content-type.ts';
@@ -34,6 +34,8 @@ export interface UploadRoutesDeps {
   maxBytes: number;
   /** Resolves a bearer token to its user; null when invalid or expired. */
   authenticate(token: string): Promise<Viewer | null>;
+  /** Counts uploads per user (`upload`); absent: unlimited. */
+  rateLimiter?: RateLimiter;
   log: Logger;
 }
 
@@ -96,6 +98,12 @@ export function createUploadRoutes(deps: UploadRoutesDeps): UploadRoutes {
   async function upload(req: IncomingMessage, res: ServerResponse) {
     if (req.method !== 'POST') throw new HttpError(405, 'METHOD_NOT_ALLOWED', 'Use POST.', { Allow: 'POST' });
     const viewer = await viewerOf(req);
+    const refused = await deps.rateLimiter?.consume('upload', viewer.id);
+    if (refused) {
+      throw new HttpError(429, 'RATE_LIMITED', `Too many uploads; try again in ${refused.retryAfterSeconds} s.`, {
+        'Retry-After': String(refused.retryAfterSeconds),
+      });
+    }
     const declared = Number(req.headers['content-length']);
     // Refused before reading: nothing of an oversized body is parsed or stored.
     if (Number.isFinite(declared) && declared > bodyLimit) throw tooLarge(maxBytes);
