@@ -32,6 +32,8 @@ const ConfigSchema = z
     SHUTDOWN_DELAY_MS: z.coerce.number().int().min(0).max(60_000).default(0),
     /** When set, GET /metrics requires `Authorization: Bearer <METRICS_TOKEN>`. */
     METRICS_TOKEN: z.string().min(16, 'at least 16 characters').optional().or(z.literal('').transform(() => undefined)),
+    /** `on`: a subscription event is executed once per distinct operation and shared; `off`: once per subscriber (for comparison). */
+    FANOUT_SHARING: z.enum(['on', 'off']).default('on'),
     /** A user whose last connection closed stays online this long, so reloads do not flap. */
     PRESENCE_GRACE_MS: z.coerce.number().int().min(0).default(5000),
     /** Browser origins (comma-separated, or `*`) allowed to call the API cross-origin; unset: see corsPolicy(). */

@@ -8,6 +8,7 @@ import type { YogaServerInstance } from 'graphql-yoga';
 import type { Viewer } from '../schema/context.ts';
 import { bearerToken } from './auth/tokens.ts';
 import type { Logger } from './logger.ts';
+import { planSharedResults, SharedResults, subscribeShared, type SharedPlan } from './fanout/shared-results.ts';
 import { subscriptionRootField, type RootField } from './ops/root-field.ts';
 
 /** What a connection carries once authenticated in onConnect. */
@@ -30,6 +31,8 @@ export interface GraphqlWsOptions {
   observer?: SubscriptionObserver;
   /** Wraps each query or mutation run over the socket, so a stopping server can wait for it. */
   trackExecution?<T>(work: Promise<T>): Promise<T>;
+  /** Execute each event once for all subscribers with the same operation (default), or once per subscriber. */
+  shareResults?: boolean;
   log: Logger;
 }
 
@@ -42,6 +45,8 @@ export interface SubscriptionObserver {
 interface RootValue {
   execute(args: ExecutionArgs): unknown;
   subscribe(args: ExecutionArgs): unknown;
+  /** Set when this subscription's per-event results can be shared. */
+  shared?: SharedPlan | null;
 }
 
 /**
@@ -50,7 +55,20 @@ interface RootValue {
  * bad or expired one with 4403. Each subscribe then runs through yoga's
  * envelop, so HTTP and WebSocket share plugins and the context factory.
  */
-export function attachGraphqlWs({ wss, yoga, authenticate, onConnected, onDisconnected, observer, trackExecution, log }: GraphqlWsOptions) {
+export function attachGraphqlWs({
+  wss,
+  yoga,
+  authenticate,
+  onConnected,
+  onDisconnected,
+  observer,
+  trackExecution,
+  shareResults = true,
+  log,
+}: GraphqlWsOptions) {
+  // The fan-out hot path: an event for a room with thousands of subscribers
+  // is executed once per distinct operation, not once per subscriber.
+  const sharedResults = new SharedResults();
   // Root fields of the subscriptions of each connection, for metrics.
   const running = new Map<{ subscriptions: Record<string, unknown> }, Map<string, RootField>>();
   const server = useServer<Record<string, unknown> | undefined, ConnectionExtra>(
@@ -59,7 +77,10 @@ export function attachGraphqlWs({ wss, yoga, authenticate, onConnected, onDiscon
         const result = (args.rootValue as RootValue).execute(args);
         return (trackExecution ? trackExecution(Promise.resolve(result)) : result) as never;
       },
-      subscribe: (args) => (args.rootValue as RootValue).subscribe(args) as never,
+      subscribe: (args) => {
+        const root = args.rootValue as RootValue;
+        return (root.shared ? subscribeShared(args, root.shared, sharedResults, log) : root.subscribe(args)) as never;
+      },
       onConnect: async (ctx) => {
         const token = bearerToken(ctx.connectionParams?.authorization);
         if (token === undefined) {
@@ -104,7 +125,11 @@ export function attachGraphqlWs({ wss, yoga, authenticate, onConnected, onDiscon
           document,
           variableValues: payload.variables ?? null,
           contextValue,
-          rootValue: { execute, subscribe } satisfies RootValue,
+          rootValue: {
+            execute,
+            subscribe,
+            shared: shareResults ? planSharedResults(schema, document, payload.operationName, payload.variables) : null,
+          } satisfies RootValue,
         };
       },
       onNext: (ctx, id, _payload, _args, result) => {
@@ -123,6 +148,8 @@ export function attachGraphqlWs({ wss, yoga, authenticate, onConnected, onDiscon
   );
   return {
     dispose: () => server.dispose(),
+    /** How often subscription events were executed, and how often a result was reused. */
+    fanoutStats: () => ({ executions: sharedResults.executions, reuses: sharedResults.reuses }),
     /**
      * Subscriptions running now, by root field. Counted from graphql-ws' own
      * table, which drops a subscription as soon as its client completes it:

@@ -58,6 +58,8 @@ export interface ApiServer {
   readonly wsUrl: string;
   readonly services: Services;
   readonly database: Database;
+  /** Subscription events executed, and results reused by other subscribers (shared fan-out). */
+  fanoutStats(): { executions: number; reuses: number };
   start(port?: number): Promise<{ url: string; wsUrl: string }>;
   /**
    * Drains, then closes: /readyz turns 503 first; after SHUTDOWN_DELAY_MS the
@@ -187,6 +189,7 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
     wss,
     yoga,
     log,
+    shareResults: config.FANOUT_SHARING === 'on',
     observer: metrics,
     trackExecution: (work) => inFlight.track(work),
     authenticate: async (token) => (await authenticate(db, tokens, token))?.viewer ?? null,
@@ -303,6 +306,7 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
     },
     services,
     database,
+    fanoutStats: () => graphqlWs.fanoutStats(),
     async start(port = config.PORT) {
       await new Promise<void>((resolve, reject) => {
         http.once('error', reject);

@@ -211,6 +211,9 @@ builder.subscriptionField('messageAdded', (t) =>
       roomId: t.arg.id({ required: true, description: 'The room; the viewer must be a member.' }),
       afterSeq: t.arg.int({ required: false, description: 'The last seq the client already has; omit to receive only new messages.' }),
     },
+    // A message is the same for every subscriber: its result is executed once
+    // per distinct operation and shared (see api/fanout/shared-results.ts).
+    extensions: { sharedResultKey: (message: MessageShape) => `${message.roomId}:${message.seq}` },
     subscribe: (_root, args, ctx) => {
       if (args.afterSeq != null && args.afterSeq < 0) throw badInput('afterSeq must be 0 or more.', 'afterSeq');
       return memberRoomStream(ctx, String(args.roomId), (_viewer, signal) => roomMessages(ctx, String(args.roomId), args.afterSeq ?? null, signal));

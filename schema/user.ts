@@ -8,6 +8,8 @@ export const User = builder.objectRef<UserShape>('User').implement({
     email: t.string({
       nullable: true,
       description: "The user's email address; visible only to the user themselves, null for everyone else.",
+      // Differs by who asks: subscriptions selecting it are executed per subscriber.
+      extensions: { viewerDependent: true },
       resolve: (user, _args, ctx) => (ctx.viewer?.id === user.id ? (user.email ?? ctx.viewer.email) : null),
     }),
   }),
