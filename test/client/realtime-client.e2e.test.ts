@@ -45,7 +45,9 @@ const cleanup: (() => unknown)[] = [];
 let tap: ((chunk: Buffer, direction: 'toServer' | 'toClient') => void) | undefined;
 
 beforeAll(async () => {
-  t = await startTestServer('pglite');
+  // The first test sends 200 messages from one user in a few seconds, above the
+  // product's sendMessage limit; rate-limited replays are covered with a fake answer below.
+  t = await startTestServer('pglite', { env: { RATE_LIMIT_SEND_MESSAGE: 'off' } });
   proxy = await startTcpProxy(t.url, { tap: (chunk, direction) => tap?.(chunk, direction) });
   [ana, ben] = await Promise.all([signUp(t.url, 'Ana'), signUp(t.url, 'Ben')]);
 });
@@ -311,6 +313,33 @@ describe('realtime client against the real server, through a TCP proxy', () => {
     expect(status(client)).toBe('connected');
   });
 
+  it('keeps a rate-limited replay queued and sends it after retryAfter, in order, once', async () => {
+    const roomId = await newRoom();
+    let limitedAnswers = 2;
+    const client = createRealtimeClient({
+      url: proxy.url,
+      wsUrl: proxy.wsUrl,
+      getToken: () => ana.token,
+      storage: createMemoryStorage(),
+      webSocketImpl: WebSocket,
+      reconnect: FAST,
+      // The API's answer over the limit, without waiting for the real limit.
+      fetch: async (input, init) => {
+        if (!String(init?.body).includes('SendMessage') || limitedAnswers-- <= 0) return fetch(input, init);
+        const errors = [{ message: 'Too many requests; try again in 1 s.', path: ['sendMessage'], extensions: { code: 'RATE_LIMITED', retryAfter: 1 } }];
+        return new Response(JSON.stringify({ data: null, errors }), { headers: { 'content-type': 'application/json' } });
+      },
+    });
+    cleanup.push(() => client.dispose());
+    await until(() => status(client) === 'connected'); // a (re)connect would replay at once
+    const started = Date.now();
+    const pending = ['r1', 'r2', 'r3'].map((body) => client.sendMessage({ roomId, body }));
+    await Promise.all(pending.map((p) => p.sent));
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2_000); // waited retryAfter, twice
+    expect((await storedMessages(roomId)).map((m) => m.body)).toEqual(['r1', 'r2', 'r3']);
+    expect(client.connection.getSnapshot().queued).toBe(0);
+  });
+
   it('notices a stalled link by the missing pong, reconnects and resumes', async () => {
     const roomId = await newRoom();
     const client = createRealtimeClient({
@@ -335,6 +364,35 @@ describe('realtime client against the real server, through a TCP proxy', () => {
     await until(() => client.connection.getSnapshot().closeCode === 4499, 5_000); // terminated by the client
     await until(() => seen.length === 2 && status(client) === 'connected', 5_000);
     expect(seen).toEqual([1, 2]);
+  });
+
+  it('uses the real schedule by default (0–1 s, then 2–3 s), and retryNow() skips the wait', async () => {
+    const client = createRealtimeClient({
+      url: proxy.url,
+      wsUrl: proxy.wsUrl,
+      getToken: () => ana.token,
+      storage: createMemoryStorage(),
+      webSocketImpl: WebSocket,
+    });
+    cleanup.push(() => client.dispose());
+    const states: ConnectionState[] = [];
+    client.connection.subscribe((s) => states.push(s));
+    await until(() => status(client) === 'connected');
+
+    proxy.pause();
+    proxy.cut();
+    await until(() => status(client) === 'offline', 3_000); // the first retry (within 1 s) is refused
+    const first = states.find((s) => s.status === 'reconnecting')!;
+    expect(first.retryInMs).toBeLessThanOrEqual(1_000);
+    const second = client.connection.getSnapshot();
+    expect(second.retryInMs).toBeGreaterThanOrEqual(2_000);
+    expect(second.retryInMs).toBeLessThanOrEqual(3_000);
+
+    proxy.resume();
+    const resumedAt = Date.now();
+    client.retryNow();
+    await until(() => status(client) === 'connected', 1_500);
+    expect(Date.now() - resumedAt).toBeLessThan(1_500);
   });
 
   it('reconnects after the server drains with 1012 and resumes the subscription from the last seq', async () => {

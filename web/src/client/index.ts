@@ -12,4 +12,4 @@ export type { ConnectionState, ConnectionStatus, ConnectionStore } from './conne
 export { reconnectDelayMs, RECONNECT_SCHEDULE_MS, type BackoffOptions } from './backoff.ts';
 export { createMemoryStorage, type OfflineStorage, type StoredCache } from './storage.ts';
 export { browserStorage } from './browser-storage.ts';
-export { isOfflineError, QueuedBehindError } from './offline-error.ts';
+export { isOfflineError, QueuedBehindError, retryLaterMs } from './offline-error.ts';

@@ -29,3 +29,16 @@ export function isOfflineError(error: CombinedError | undefined): boolean {
   if (status !== undefined) return GATEWAY_STATUSES.has(status);
   return true;
 }
+
+/**
+ * For an API answer that says "not now" (`RATE_LIMITED`, e.g. while a long
+ * offline queue is replayed), how long to wait before sending again, in ms;
+ * undefined for any other result. Such a mutation stays queued, with the same
+ * `clientId`, instead of failing.
+ */
+export function retryLaterMs(error: CombinedError | undefined): number | undefined {
+  const limited = error?.graphQLErrors.find((e) => e.extensions?.code === 'RATE_LIMITED');
+  if (!limited) return undefined;
+  const seconds = Number(limited.extensions.retryAfter);
+  return Number.isFinite(seconds) && seconds > 0 ? seconds * 1_000 : 1_000;
+}

@@ -9,8 +9,8 @@ export interface OutboxOptions {
   persist(requests: SerializedRequest[]): void;
   /** Called whenever the number of unacknowledged mutations changes. */
   onSizeChange?(size: number): void;
-  /** A mutation could not reach the API: everything waits until `release()`. */
-  onBlocked?(): void;
+  /** A mutation could not be delivered (its `error` passed `isOfflineError`): everything waits until `release()`. */
+  onBlocked?(error: CombinedError | undefined): void;
   /** The API answered a mutation. */
   onAnswered?(): void;
 }
@@ -110,7 +110,7 @@ export function createOutbox(options: OutboxOptions): Outbox {
       // graphcache queues this one; everything behind it follows, in order.
       blocked = true;
       for (const op of pending.splice(0)) failOffline(op);
-      options.onBlocked?.();
+      options.onBlocked?.(result.error);
       return;
     }
     options.onAnswered?.();

@@ -14,7 +14,7 @@ import {
 } from '../gql/graphql.ts';
 import { reconnectDelayMs, type BackoffOptions } from './backoff.ts';
 import { createConnectionStore, type ConnectionStore } from './connection-state.ts';
-import { isOfflineError } from './offline-error.ts';
+import { isOfflineError, retryLaterMs } from './offline-error.ts';
 import { createOutbox } from './outbox.ts';
 import type { OfflineStorage } from './storage.ts';
 
@@ -243,16 +243,19 @@ export function createRealtimeClient(options: RealtimeClientOptions): RealtimeCl
   };
 
   // ---- Offline queue: graphcache queues optimistic mutations; the outbox orders and records them.
+  // A rate-limited mutation waits in the queue like an offline one: failing it
+  // would lose a message the user already saw sent.
+  const shouldQueue = (error: CombinedError | undefined) => isOfflineError(error) || retryLaterMs(error) !== undefined;
   const outbox = createOutbox({
-    isOfflineError,
+    isOfflineError: shouldQueue,
     persist: (requests) => options.storage.writeMetadata(requests),
     onSizeChange: (queued) => store.set({ queued }),
     // HTTP can fail while the WebSocket stays up (a timeout, a gateway error);
     // no reconnect would then replay the queue, so retry on the same schedule.
-    onBlocked: () => {
+    onBlocked: (error) => {
       clearTimeout(httpRetryTimer);
       if (disposed) return;
-      const delay = reconnectDelayMs(httpRetries++, options.reconnect);
+      const delay = Math.max(reconnectDelayMs(httpRetries++, options.reconnect), retryLaterMs(error) ?? 0);
       httpRetryTimer = setTimeout(() => {
         if (store.getSnapshot().status === 'connected') flushQueue?.();
       }, delay);
@@ -289,7 +292,7 @@ export function createRealtimeClient(options: RealtimeClientOptions): RealtimeCl
   // OfflineExchangeOpts is not exported; this is its shape.
   const cacheOptions: CacheExchangeOpts & { storage: OfflineStorage; isOfflineError(error: CombinedError | undefined, result: OperationResult): boolean } = {
     storage,
-    isOfflineError: (error) => isOfflineError(error),
+    isOfflineError: (error) => shouldQueue(error),
     keys: {
       ReadReceipt: () => null,
       RoomMessagesConnection: () => null,
