@@ -346,6 +346,55 @@ describe('abuse of the HTTP API', () => {
   });
 });
 
+describe('protection by environment', () => {
+  let dev: TestServer;
+  let prod: TestServer;
+
+  beforeAll(async () => {
+    [dev, prod] = await Promise.all([
+      startTestServer('pglite', { env: { NODE_ENV: 'development', INTROSPECTION: 'false' } }),
+      startTestServer('pglite', { env: { NODE_ENV: 'production', JWT_SECRET: randomBytes(32).toString('hex') } }),
+    ]);
+  });
+  afterAll(async () => {
+    await dev?.dispose();
+    await prod?.dispose();
+  });
+
+  it('serves GraphiQL only in development, under a policy that allows its scripts', async () => {
+    const page = await fetch(dev.url, { headers: { accept: 'text/html' } });
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toMatch(/text\/html/);
+    expect(page.headers.get('content-security-policy')).toMatch(/script-src 'self' 'unsafe-inline' https:\/\/unpkg\.com/);
+    expect(page.headers.get('content-security-policy')).toMatch(/frame-ancestors 'none'/);
+    const none = await fetch(prod.url, { headers: { accept: 'text/html' } });
+    expect(none.headers.get('content-type') ?? '').not.toMatch(/text\/html/);
+  });
+
+  it('refuses introspection when INTROSPECTION=false', async () => {
+    const off = await op(dev.url, `{ __schema { queryType { name } } }`);
+    expect(codes(off)).toContain('GRAPHQL_VALIDATION_FAILED');
+    expect(off.body.errors?.[0]?.message).toMatch(/introspection has been disabled/);
+    const on = await op(prod.url, `{ __schema { queryType { name } } }`);
+    expect(on.body.data).toEqual({ __schema: { queryType: { name: 'Query' } } });
+  });
+
+  it('allows any origin in development and none by default in production', async () => {
+    const preflight = (url: string) =>
+      fetch(url, { method: 'OPTIONS', headers: { origin: 'http://localhost:5173', 'access-control-request-method': 'POST' } });
+    const open = await preflight(dev.url);
+    expect(open.status).toBe(204);
+    expect(open.headers.get('access-control-allow-origin')).toBe('*');
+    const closed = await preflight(prod.url);
+    expect(closed.status).toBe(403);
+    expect(closed.headers.get('access-control-allow-origin')).toBeNull();
+    // Same-origin pages need no CORS: a plain request is still served.
+    const plain = await op(prod.url, `{ __typename }`, {}, { headers: { origin: 'http://localhost:5173' } });
+    expect(plain.body.data).toEqual({ __typename: 'Query' });
+    expect(plain.headers.get('access-control-allow-origin')).toBeNull();
+  });
+});
+
 describe.skipIf(!redisUp)('rate limits shared through Redis', () => {
   const prefix = `abuse-${process.pid}-${Date.now()}:`;
   let a: TestServer;
