@@ -34,6 +34,8 @@ const ConfigSchema = z
     METRICS_TOKEN: z.string().min(16, 'at least 16 characters').optional().or(z.literal('').transform(() => undefined)),
     /** `on`: a subscription event is executed once per distinct operation and shared; `off`: once per subscriber (for comparison). */
     FANOUT_SHARING: z.enum(['on', 'off']).default('on'),
+    /** Events one subscription may have waiting for a slow client before its socket is closed (1013) to resume later. */
+    SUBSCRIPTION_QUEUE_LIMIT: z.coerce.number().int().min(10).default(1000),
     /** A user whose last connection closed stays online this long, so reloads do not flap. */
     PRESENCE_GRACE_MS: z.coerce.number().int().min(0).default(5000),
     /** Browser origins (comma-separated, or `*`) allowed to call the API cross-origin; unset: see corsPolicy(). */

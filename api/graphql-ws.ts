@@ -11,6 +11,9 @@ import type { Logger } from './logger.ts';
 import { planSharedResults, SharedResults, subscribeShared, type SharedPlan } from './fanout/shared-results.ts';
 import { subscriptionRootField, type RootField } from './ops/root-field.ts';
 
+/** Close code for a client that reads too slowly: 1013 Try Again Later, which graphql-ws clients retry. */
+export const SLOW_CONSUMER_CLOSE_CODE = 1013;
+
 /** What a connection carries once authenticated in onConnect. */
 export interface ConnectionExtra extends Record<PropertyKey, unknown> {
   viewer?: Viewer;
@@ -136,6 +139,14 @@ export function attachGraphqlWs({
         const root = running.get(ctx)?.get(id);
         // A generator completed by its client can still yield once more; that frame reaches nobody.
         if (root && id in ctx.subscriptions) observer?.resultSent(root.field, result.data?.[root.responseKey]);
+      },
+      onError: (ctx, _id, _payload, errors) => {
+        // A client too slow to read its events: close the whole connection with
+        // a retryable code; it reconnects and resumes each stream (afterSeq).
+        if (errors.some((e) => e.extensions?.code === 'SLOW_CONSUMER')) {
+          log.warn({ userId: ctx.extra.viewer?.id }, 'closing a slow WebSocket consumer');
+          ctx.extra.socket.close(SLOW_CONSUMER_CLOSE_CODE, 'Slow consumer: reconnect and resume');
+        }
       },
       onComplete: (ctx, id) => {
         running.get(ctx)?.delete(id);

@@ -87,7 +87,12 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
   const metrics = createServerMetrics();
   let pubsub: PubSub;
   try {
-    pubsub = deps.pubsub ?? (config.REDIS_URL ? await createRedisPubSub(config.REDIS_URL, log, { channelPrefix: config.REDIS_PREFIX, onError: (_error, connection) => metrics.redisError(connection) }) : createMemoryPubSub());
+    pubsub = deps.pubsub ?? (config.REDIS_URL ? await createRedisPubSub(config.REDIS_URL, log, {
+            channelPrefix: config.REDIS_PREFIX,
+            maxQueued: config.SUBSCRIPTION_QUEUE_LIMIT,
+            onError: (_error, connection) => metrics.redisError(connection),
+          })
+        : createMemoryPubSub({ maxQueued: config.SUBSCRIPTION_QUEUE_LIMIT }));
   } catch (error) {
     await database.close();
     throw error;

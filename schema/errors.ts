@@ -16,6 +16,8 @@ export const ErrorCode = {
   QUERY_TOO_COMPLEX: 'QUERY_TOO_COMPLEX',
   /** A shared service (e.g. Redis) is briefly unreachable; retrying later works. */
   UNAVAILABLE: 'UNAVAILABLE',
+  /** The client read its subscription too slowly; the server dropped it (reconnect and resume). */
+  SLOW_CONSUMER: 'SLOW_CONSUMER',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -44,3 +46,10 @@ export const rateLimited = (retryAfterSeconds: number) => {
   const retryAfter = Math.max(1, Math.ceil(retryAfterSeconds));
   return userError(ErrorCode.RATE_LIMITED, `Too many requests; try again in ${retryAfter} s.`, { retryAfter });
 };
+
+export const slowConsumer = (maxQueued: number) =>
+  userError(
+    ErrorCode.SLOW_CONSUMER,
+    `More than ${maxQueued} events were waiting for this subscription; reconnect and resume (messageAdded: afterSeq).`,
+    { retryable: true },
+  );

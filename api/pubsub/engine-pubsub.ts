@@ -15,6 +15,7 @@ export class EnginePubSub implements PubSub {
   constructor(
     private readonly engine: PubSubEngine,
     private readonly closeEngine: () => Promise<void> = async () => {},
+    private readonly maxQueued?: number,
   ) {}
 
   async publish<K extends Topic>(topic: K, ...args: Events[K]): Promise<void> {
@@ -26,7 +27,7 @@ export class EnginePubSub implements PubSub {
     let id: number | undefined;
     const queue = new PushQueue<TopicPayload<K>>(() => {
       if (id !== undefined) this.engine.unsubscribe(id);
-    });
+    }, this.maxQueued);
     id = await this.engine.subscribe(channelOf(topic, scope), (payload: TopicPayload<K>) => queue.push(payload), {});
     return queue;
   }

@@ -37,6 +37,8 @@ export class PubSubUnavailableError extends GraphQLError {
 export interface RedisPubSubOptions {
   /** Prepended to every channel name, to share one Redis between deployments (or test runs). */
   channelPrefix?: string;
+  /** Events a subscription may have waiting before its consumer counts as too slow (SLOW_CONSUMER). */
+  maxQueued?: number;
   /** How long a publish may take before it rejects, including while Redis is down. */
   publishTimeoutMs?: number;
   /** How long subscribe() waits for Redis to confirm, e.g. while reconnecting, before it rejects. */
@@ -51,7 +53,7 @@ export interface RedisPubSubOptions {
   onError?(error: Error, connection: 'publisher' | 'subscriber'): void;
 }
 
-const defaults: Required<Omit<RedisPubSubOptions, 'onError'>> = {
+const defaults: Required<Omit<RedisPubSubOptions, 'onError' | 'maxQueued'>> = {
   channelPrefix: '',
   publishTimeoutMs: 2000,
   subscribeTimeoutMs: 5000,
@@ -191,7 +193,7 @@ export async function createRedisPubSub(url: string, log: Logger, options: Redis
       let id: number | undefined;
       const queue = new PushQueue<TopicPayload<K>>(() => {
         if (id !== undefined) unsubscribe(engine, id);
-      });
+      }, options.maxQueued);
       const subscribed = engine.subscribe<TopicPayload<K>>(name, (payload) => queue.push(payload));
       // graphql-redis-subscriptions 2.7 keeps an internal promise per channel
       // being subscribed that nobody awaits; when the SUBSCRIBE fails (only on
