@@ -411,10 +411,11 @@ describe.skipIf(!redisUp)('rate limits shared through Redis', () => {
   });
 
   it('counts one budget over two processes', async () => {
-    const env = { REDIS_URL: REDIS_TEST_URL, REDIS_PREFIX: prefix, RATE_LIMIT_SIGN_IN_IP: '4/1m' };
+    const env = { REDIS_URL: REDIS_TEST_URL, REDIS_PREFIX: prefix, RATE_LIMIT_SIGN_IN_IP: '4/1m', TRUST_PROXY: '1' };
     [a, b] = await Promise.all([startTestServer('pglite', { env }), startTestServer('pglite', { env })]);
     // Each process has its own embedded database, but both see the same address.
-    const attempt = (server: TestServer, i: number) => op(server.url, SIGN_IN, { input: { email: `nobody-${i}@example.test`, password: 'guess' } });
+    const attempt = (server: TestServer, i: number) =>
+      op(server.url, SIGN_IN, { input: { email: `nobody-${i}@example.test`, password: 'guess' } }, { from: '192.0.2.44' });
     const answers = [await attempt(a, 0), await attempt(b, 1), await attempt(a, 2), await attempt(b, 3)];
     expect(answers.map(codes)).toEqual(Array(4).fill(['UNAUTHENTICATED']));
     for (const server of [a, b]) {

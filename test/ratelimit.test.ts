@@ -50,6 +50,21 @@ describe('in-memory rate limiter', () => {
     for (let i = 0; i < 100; i++) expect(await limiter.consume('setTyping', 'ana')).toBeNull();
   });
 
+  it('does not limit loopback clients per address, only per user and per email', async () => {
+    const one = { points: 1, durationSeconds: 60 };
+    const limiter = createRateLimiter({ ...rateLimitSettings(loadConfig({ RATE_LIMITS: 'off' })), signUpIp: one, signInIp: one, signInEmail: one }, { log });
+    for (const address of ['127.0.0.1', '::1', '127.8.9.10']) {
+      expect(await limiter.consume('signUpIp', address)).toBeNull();
+      expect(await limiter.consume('signUpIp', address)).toBeNull();
+      expect(await limiter.consume('signInIp', address)).toBeNull();
+      expect(await limiter.consume('signInIp', address)).toBeNull();
+    }
+    expect(await limiter.consume('signUpIp', '203.0.113.1')).toBeNull();
+    expect(await limiter.consume('signUpIp', '203.0.113.1')).not.toBeNull();
+    await limiter.consume('signInEmail', '127.0.0.1');
+    expect(await limiter.consume('signInEmail', '127.0.0.1')).not.toBeNull();
+  });
+
   it('peeks without counting and forgets on reset', async () => {
     const limiter = createRateLimiter({ ...rateLimitSettings(loadConfig({ RATE_LIMITS: 'off' })), signInEmail: { points: 2, durationSeconds: 60 } }, { log });
     expect(await limiter.peek('signInEmail', 'a@x')).toBeNull();

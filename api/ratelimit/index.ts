@@ -39,12 +39,13 @@ export function createRateLimiter(settings: RateLimitSettings, options: { redis?
     );
   }
 
+  const exempt = (action: RateLimitedAction, key: string) => PER_ADDRESS.has(action) && isLoopback(key);
   const exceeded = (res: RateLimiterRes): RateLimitExceeded => ({ retryAfterSeconds: Math.max(1, Math.ceil(res.msBeforeNext / 1000)) });
 
   return {
     async consume(action, key) {
       const limiter = limiters.get(action);
-      if (!limiter) return null;
+      if (!limiter || exempt(action, key)) return null;
       try {
         await limiter.consume(key);
         return null;
@@ -57,7 +58,7 @@ export function createRateLimiter(settings: RateLimitSettings, options: { redis?
     },
     async peek(action, key) {
       const limiter = limiters.get(action);
-      if (!limiter) return null;
+      if (!limiter || exempt(action, key)) return null;
       try {
         const res = await limiter.get(key);
         return res && res.remainingPoints <= 0 ? exceeded(res) : null;
@@ -70,4 +71,15 @@ export function createRateLimiter(settings: RateLimitSettings, options: { redis?
       await limiters.get(action)?.delete(key).catch((error: unknown) => options.log.warn({ err: error, action }, 'rate limiter reset failed'));
     },
   };
+}
+
+const PER_ADDRESS: ReadonlySet<RateLimitedAction> = new Set(['signInIp', 'signUpIp']);
+
+/**
+ * Loopback clients are not limited per address: they are a proxy on the same
+ * host (whose clients TRUST_PROXY tells apart) or local tools and tests, and
+ * counting them as one client would lock all of them out together.
+ */
+function isLoopback(address: string): boolean {
+  return address === '::1' || /^127\.\d+\.\d+\.\d+$/.test(address) || /^::ffff:127\./.test(address);
 }
