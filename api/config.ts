@@ -36,6 +36,10 @@ const ConfigSchema = z
     FANOUT_SHARING: z.enum(['on', 'off']).default('on'),
     /** Events one subscription may have waiting for a slow client before its socket is closed (1013) to resume later. */
     SUBSCRIPTION_QUEUE_LIMIT: z.coerce.number().int().min(10).default(1000),
+    /** Subscriptions one WebSocket may run at once. */
+    WS_MAX_SUBSCRIPTIONS: z.coerce.number().int().min(1).default(100),
+    /** WebSocket connections one user may hold on one API process (tabs, devices). */
+    WS_MAX_CONNECTIONS_PER_USER: z.coerce.number().int().min(1).default(20),
     /** A user whose last connection closed stays online this long, so reloads do not flap. */
     PRESENCE_GRACE_MS: z.coerce.number().int().min(0).default(5000),
     /** Browser origins (comma-separated, or `*`) allowed to call the API cross-origin; unset: see corsPolicy(). */

@@ -6,6 +6,7 @@ import { useServer } from 'graphql-ws/use/ws';
 import type { WebSocketServer } from 'ws';
 import type { YogaServerInstance } from 'graphql-yoga';
 import type { Viewer } from '../schema/context.ts';
+import type { Authenticated } from './auth/authenticate.ts';
 import { bearerToken } from './auth/tokens.ts';
 import type { Logger } from './logger.ts';
 import { planSharedResults, SharedResults, subscribeShared, type SharedPlan } from './fanout/shared-results.ts';
@@ -14,18 +15,32 @@ import { subscriptionRootField, type RootField } from './ops/root-field.ts';
 /** Close code for a client that reads too slowly: 1013 Try Again Later, which graphql-ws clients retry. */
 export const SLOW_CONSUMER_CLOSE_CODE = 1013;
 
+/** Close code when a user already holds the most connections allowed (not retried by graphql-ws clients). */
+export const TOO_MANY_CONNECTIONS_CLOSE_CODE = CloseCode.TooManyInitialisationRequests;
+
 /** What a connection carries once authenticated in onConnect. */
 export interface ConnectionExtra extends Record<PropertyKey, unknown> {
   viewer?: Viewer;
   /** Identifies the connection in presence state. */
   connectionId?: string;
+  /** Closes the socket when the token expires. */
+  expiryTimer?: NodeJS.Timeout;
+}
+
+/** Per-connection and per-user limits on the WebSocket. */
+export interface WsLimits {
+  /** Subscriptions one connection may run at once; more are refused with TOO_MANY_SUBSCRIPTIONS. */
+  maxSubscriptionsPerConnection: number;
+  /** Connections one user may hold on this process; more are closed with 4429. */
+  maxConnectionsPerUser: number;
 }
 
 export interface GraphqlWsOptions {
   wss: WebSocketServer;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   yoga: YogaServerInstance<any, any>;
-  authenticate(token: string): Promise<Viewer | null>;
+  authenticate(token: string): Promise<Authenticated | null>;
+  limits?: WsLimits;
   /** A connection was authenticated (presence). */
   onConnected?(viewer: Viewer, connectionId: string): Promise<void> | void;
   /** An authenticated connection closed. */
@@ -67,8 +82,10 @@ export function attachGraphqlWs({
   observer,
   trackExecution,
   shareResults = true,
+  limits = { maxSubscriptionsPerConnection: 100, maxConnectionsPerUser: 20 },
   log,
 }: GraphqlWsOptions) {
+  const connectionsPerUser = new Map<string, number>();
   // The fan-out hot path: an event for a room with thousands of subscribers
   // is executed once per distinct operation, not once per subscriber.
   const sharedResults = new SharedResults();
@@ -90,13 +107,25 @@ export function attachGraphqlWs({
           ctx.extra.socket.close(CloseCode.Unauthorized, 'Unauthorized: connectionParams.authorization is missing');
           return false;
         }
-        const viewer = token ? await authenticate(token) : null;
-        if (!viewer) {
+        const auth = token ? await authenticate(token) : null;
+        if (!auth) {
           log.info({ ip: remoteAddress(ctx.extra.request) }, 'websocket refused: invalid token');
           return false; // 4403 Forbidden
         }
+        const { viewer } = auth;
+        const held = connectionsPerUser.get(viewer.id) ?? 0;
+        if (held >= limits.maxConnectionsPerUser) {
+          ctx.extra.socket.close(TOO_MANY_CONNECTIONS_CLOSE_CODE, `Too many connections (at most ${limits.maxConnectionsPerUser} per user)`);
+          return false;
+        }
+        connectionsPerUser.set(viewer.id, held + 1);
         ctx.extra.viewer = viewer;
         ctx.extra.connectionId = randomUUID();
+        // A long-lived socket must not outlive its token: close with 4403 when
+        // it expires; the client reconnects with a fresh one.
+        const expiresInMs = Math.min(auth.expiresAt * 1000 - Date.now(), 2 ** 31 - 1);
+        ctx.extra.expiryTimer = setTimeout(() => ctx.extra.socket.close(CloseCode.Forbidden, 'Token expired'), Math.max(0, expiresInMs));
+        ctx.extra.expiryTimer.unref();
         await onConnected?.(viewer, ctx.extra.connectionId);
         return true;
       },
@@ -104,6 +133,14 @@ export function attachGraphqlWs({
         if (ctx.extra.viewer && ctx.extra.connectionId) await onDisconnected?.(ctx.extra.viewer, ctx.extra.connectionId);
       },
       onSubscribe: async (ctx, id, payload) => {
+        // The new subscription already has its (empty) slot in ctx.subscriptions.
+        if (Object.keys(ctx.subscriptions).length > limits.maxSubscriptionsPerConnection) {
+          return [
+            new GraphQLError(`Too many subscriptions on this connection (at most ${limits.maxSubscriptionsPerConnection}).`, {
+              extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' },
+            }),
+          ];
+        }
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
           ...ctx,
           req: ctx.extra.request,
@@ -153,6 +190,13 @@ export function attachGraphqlWs({
       },
       onClose: (ctx) => {
         running.delete(ctx);
+        clearTimeout(ctx.extra.expiryTimer);
+        const viewer = ctx.extra.viewer;
+        if (viewer) {
+          const left = (connectionsPerUser.get(viewer.id) ?? 1) - 1;
+          if (left > 0) connectionsPerUser.set(viewer.id, left);
+          else connectionsPerUser.delete(viewer.id);
+        }
       },
     },
     wss,

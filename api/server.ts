@@ -14,6 +14,7 @@ import { bearerToken, createTokens } from './auth/tokens.ts';
 import { durationMs, type Config } from './config.ts';
 import { openDatabase, type Database } from './db/index.ts';
 import { attachGraphqlWs } from './graphql-ws.ts';
+import { originAllowed } from './http/origin.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createLoaders } from '../schema/loaders.ts';
 import { Dashboard } from './dashboard/dashboard.ts';
@@ -188,7 +189,12 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
     server: http,
     path: GRAPHQL_PATH,
     maxPayload: 256 * 1024,
-    verifyClient: (_info, done) => (accepting ? done(true) : done(false, 503, 'Server is shutting down')),
+    verifyClient: (info, done) => {
+      if (!accepting) return done(false, 503, 'Server is shutting down');
+      // Browsers send Origin on WebSocket upgrades and apply no CORS to them.
+      if (!originAllowed(info.origin, info.req.headers.host, cors.origins)) return done(false, 403, 'Origin not allowed');
+      done(true);
+    },
   });
   const graphqlWs = attachGraphqlWs({
     wss,
@@ -197,7 +203,8 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
     shareResults: config.FANOUT_SHARING === 'on',
     observer: metrics,
     trackExecution: (work) => inFlight.track(work),
-    authenticate: async (token) => (await authenticate(db, tokens, token))?.viewer ?? null,
+    authenticate: (token) => authenticate(db, tokens, token),
+    limits: { maxSubscriptionsPerConnection: config.WS_MAX_SUBSCRIPTIONS, maxConnectionsPerUser: config.WS_MAX_CONNECTIONS_PER_USER },
     onConnected: (viewer, connectionId) => {
       dashboard.figures.connectionOpened(viewer.id);
       return presence.connected({ id: viewer.id, name: viewer.name }, connectionId);
