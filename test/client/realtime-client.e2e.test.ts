@@ -215,6 +215,8 @@ describe('realtime client against the real server, through a TCP proxy', () => {
 
       proxy.resume();
       const second = clientFor(ana, storage);
+      await second.ready;
+      expect(second.connection.getSnapshot().queued).toBe(3);
       await until(() => second.connection.getSnapshot().status === 'connected');
       await eventually(async () => (await storedMessages(roomId)).length >= 3);
       await sleep(300);

@@ -271,7 +271,12 @@ export function createRealtimeClient(options: RealtimeClientOptions): RealtimeCl
   const storage: OfflineStorage = {
     readData: () => options.storage.readData(),
     writeData: (delta) => options.storage.writeData(delta),
-    readMetadata: () => options.storage.readMetadata(),
+    readMetadata: async () => {
+      const queued = await options.storage.readMetadata();
+      // Shown before the replay starts (it waits for hydration and the network).
+      if (queued?.length) store.set({ queued: queued.length });
+      return queued;
+    },
     // The outbox keeps the durable record (see outbox.ts); graphcache's own copy
     // is written empty at the start of a replay and would lose messages on a reload.
     writeMetadata: () => {},
