@@ -103,7 +103,12 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
   const clock = deps.clock ?? { now: () => new Date() };
   const live = await createLiveState(config, { db, pubsub, clock, log });
   const { presence, typing } = live;
-  const rateLimiter = createRateLimiter(rateLimitSettings(config), { redis: live.redis, prefix: config.REDIS_PREFIX, log });
+  const rateLimiter = createRateLimiter(rateLimitSettings(config), {
+    redis: live.redis,
+    prefix: config.REDIS_PREFIX,
+    log,
+    onRefused: (action) => metrics.rateLimited(action),
+  });
   const dashboard = new Dashboard({
     pubsub,
     db,

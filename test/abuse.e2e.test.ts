@@ -157,6 +157,8 @@ describe('abuse of the HTTP API', () => {
     // The limit is Ana's: Ben still sends.
     const bens = await op(t.url, SEND, { input: { roomId, body: 'from Ben', clientId: 'ben-1' } }, { token: ben.token });
     expect(bens.status).toBe(200);
+    const scrape = await (await fetch(new URL('/metrics', t.url))).text();
+    expect(scrape).toMatch(/^realtime_api_rate_limited_total\{action="sendMessage"\} 3$/m);
     await serverStillServes();
   });
 

@@ -29,10 +29,26 @@ function productDocuments(): Record<string, string> {
   const definitions = readdirSync(dir)
     .filter((f) => f.endsWith('.graphql'))
     .flatMap((f) => parse(readFileSync(join(dir, f), 'utf8')).definitions.map((d): [string, DefinitionNode] => [f, d]));
-  const fragments = definitions.filter(([, d]) => d.kind === 'FragmentDefinition').map(([, d]) => print(d));
+  const fragments = new Map<string, string>();
+  for (const [, d] of definitions) if (d.kind === 'FragmentDefinition') fragments.set(d.name.value, print(d));
+  // An operation with the fragments it spreads, and those they spread in turn.
+  const withFragments = (source: string): string => {
+    const used = new Set<string>();
+    const pending = [source];
+    while (pending.length > 0) {
+      for (const [, name] of (pending.pop() as string).matchAll(/\.\.\.\s*(\w+)/g)) {
+        const fragment = fragments.get(name as string);
+        if (fragment && !used.has(name as string)) {
+          used.add(name as string);
+          pending.push(fragment);
+        }
+      }
+    }
+    return [source, ...[...used].map((name) => fragments.get(name))].join('\n');
+  };
   const docs: Record<string, string> = {};
   for (const [file, d] of definitions) {
-    if (d.kind === 'OperationDefinition') docs[`web/src/graphql/${file}`] = [print(d), ...fragments.filter((f) => print(d).includes(`...${/fragment (\w+)/.exec(f)?.[1]}`))].join('\n');
+    if (d.kind === 'OperationDefinition') docs[`web/src/graphql/${file}`] = withFragments(print(d));
   }
   for (const [name, value] of Object.entries(operations)) {
     if (typeof value === 'string' && /^(query|mutation|subscription)\b/.test(value)) docs[`loadtests/lib/operations.ts ${name}`] = value;

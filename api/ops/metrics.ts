@@ -32,6 +32,8 @@ export interface ServerMetrics {
   resultSent(field: string, value: unknown, now?: number): void;
   dbError(): void;
   redisError(connection: string): void;
+  /** A rate limit refused a use of `action` (sendMessage, signInIp, …). */
+  rateLimited(action: string): void;
   /** The exposition text and its content type. */
   scrape(): Promise<{ contentType: string; body: string }>;
 }
@@ -103,6 +105,12 @@ export function createServerMetrics(): ServerMetrics {
   // moves, and an alert on rate() would have nothing to compare against.
   redisErrors.inc({ connection: 'publisher' }, 0);
   redisErrors.inc({ connection: 'subscriber' }, 0);
+  const refusals = new Counter({
+    name: `${METRIC_PREFIX}rate_limited_total`,
+    help: 'Uses refused by a rate limit, by action.',
+    labelNames: ['action'],
+    registers: [registry],
+  });
 
   return {
     registry,
@@ -127,6 +135,7 @@ export function createServerMetrics(): ServerMetrics {
     },
     dbError: () => dbErrors.inc(),
     redisError: (connection) => redisErrors.inc({ connection }),
+    rateLimited: (action) => refusals.inc({ action }),
     async scrape() {
       return { contentType: registry.contentType, body: await registry.metrics() };
     },

@@ -19,7 +19,10 @@ export function rateLimitSettings(config: Config): RateLimitSettings {
  * process falls back to counting in its own memory: a Redis outage neither
  * fails sends nor lifts the limits.
  */
-export function createRateLimiter(settings: RateLimitSettings, options: { redis?: Redis; prefix?: string; log: Logger }): RateLimiter {
+export function createRateLimiter(
+  settings: RateLimitSettings,
+  options: { redis?: Redis; prefix?: string; log: Logger; onRefused?(action: RateLimitedAction): void },
+): RateLimiter {
   const limiters = new Map<RateLimitedAction, RateLimiterAbstract>();
   for (const [action, limit] of Object.entries(settings) as [RateLimitedAction, RateLimit][]) {
     if (!limit) continue;
@@ -50,7 +53,10 @@ export function createRateLimiter(settings: RateLimitSettings, options: { redis?
         await limiter.consume(key);
         return null;
       } catch (error) {
-        if (error instanceof RateLimiterRes) return exceeded(error);
+        if (error instanceof RateLimiterRes) {
+          options.onRefused?.(action);
+          return exceeded(error);
+        }
         // Only reachable if the insurance itself failed: better to serve than to refuse everyone.
         options.log.warn({ err: error, action }, 'rate limiter failed; allowing the request');
         return null;
@@ -61,7 +67,9 @@ export function createRateLimiter(settings: RateLimitSettings, options: { redis?
       if (!limiter || exempt(action, key)) return null;
       try {
         const res = await limiter.get(key);
-        return res && res.remainingPoints <= 0 ? exceeded(res) : null;
+        if (!res || res.remainingPoints > 0) return null;
+        options.onRefused?.(action);
+        return exceeded(res);
       } catch (error) {
         options.log.warn({ err: error, action }, 'rate limiter failed; allowing the request');
         return null;
