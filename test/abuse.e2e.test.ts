@@ -299,6 +299,25 @@ describe('abuse of the HTTP API', () => {
     await serverStillServes();
   });
 
+  it('gives a masked failure over graphql-ws an id the log names too', async () => {
+    const spy = vi.spyOn(t.server.services.dashboard, 'subscribe').mockImplementation(() => {
+      throw new Error('broker melted');
+    });
+    const ws = wsClient(t.wsUrl, ben.token);
+    clients.push(ws);
+    try {
+      const sub = collect(ws, `subscription { dashboard(keys: ["app.x"]) { at } }`);
+      await sub.ended();
+      const [error] = sub.errors.flat() as { message: string; extensions?: Record<string, unknown> }[];
+      expect(error?.message).toBe('Unexpected error.');
+      expect(error?.extensions).toMatchObject({ code: 'INTERNAL_SERVER_ERROR', requestId: expect.stringMatching(/^[0-9a-f-]{36}$/) });
+      const logged = logs.lines.find((l) => l.requestId === error?.extensions?.requestId);
+      expect(logged?.err?.message).toMatch(/broker melted/);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
   it('holds subscriptions over graphql-ws to the same query limits', async () => {
     const ws = wsClient(t.wsUrl, ben.token);
     clients.push(ws);
