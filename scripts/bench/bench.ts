@@ -54,7 +54,7 @@ const HELP = `Usage: npm run bench -- [options]
   --drain-timeout S   stop waiting for deliveries after S seconds without one (default 30)
   --settle S          seconds to let memory settle before each RSS reading (default 2)
   --api-env K=V       extra environment for the API processes (repeatable); RATE_LIMITS=off
-                      is set unless given here
+                      and WS_MAX_CONNECTIONS_PER_USER=subscribers/users are set unless given here
   --api-root DIR      run the API of another checkout (default: this repository)
   --out FILE          JSON results (default bench-results/bench-<time>.json)
   --help`;
@@ -121,8 +121,8 @@ if (params.targets.includes('postgres') && !(adminDatabaseUrl && redisUrl)) {
   console.error('the postgres target needs BENCH_DATABASE_URL and BENCH_REDIS_URL (or DATABASE_URL and REDIS_URL)');
   process.exit(2);
 }
-// The benchmark measures delivery, not the limits that protect it: one sender at 50/s and
-// many connections per user would trip them.
+// The benchmark measures delivery, not the limits that protect it: one sender at 50/s would
+// trip them (the per-user connection cap is raised in startApi).
 const apiEnv: Record<string, string> = { RATE_LIMITS: 'off' };
 const apiRoot = args['api-root'] ? resolve(args['api-root']) : REPO_ROOT;
 for (const pair of args['api-env']) {
@@ -297,6 +297,8 @@ async function startApi(kind: 'pglite' | 'postgres'): Promise<Started> {
     env.REDIS_URL = redisUrl as string;
     env.REDIS_PREFIX = `bench-${runId}:`;
   }
+  // Many connections per user, like browser tabs: the per-user cap must let the pool hold them all.
+  env.WS_MAX_CONNECTIONS_PER_USER = String(Math.ceil(params.subscribers / params.users) + 10);
   Object.assign(env, apiEnv);
   const server = spawnNode(`API (${kind})`, 'api/main.ts', { env, fdLimit: fdTarget, cwd: apiRoot, nodeArgs: INSPECT });
   const stop = () => server.stop(10_000);
@@ -366,6 +368,8 @@ interface TargetResult {
   held?: { seconds: number; status: ClientStatus; probe: ProbeResult };
   status?: ClientStatus;
   throughputRatioVsRaw?: number;
+  /** The end of the server's output when the run was not clean. */
+  serverOutputTail?: string;
   /** The same ratio by deliveries per server CPU second. */
   cpuEfficiencyRatioVsRaw?: number;
 }
@@ -478,6 +482,8 @@ async function benchTarget(name: string): Promise<TargetResult> {
     log(`${name}: FAILED: ${result.error}`);
     if (started) log(`${name}: last server output:\n${started.server.output().slice(-2000)}`);
   } finally {
+    // What the server logged (warnings and errors) explains a failed or unclean run.
+    if (!result.ok && started) result.serverOutputTail = started.server.output().slice(-8000);
     await client?.close();
     await started?.stop();
   }
