@@ -7,7 +7,7 @@ const log = createLogger(config.LOG_LEVEL);
 const server = await createServer({ config, log });
 const { url, wsUrl } = await server.start();
 log.info({ url, wsUrl, database: server.database.kind, pubsub: config.REDIS_URL ? 'redis' : 'in-process' }, 'API listening');
-process.stdout.write(`\nAPI ready: ${url}  (WebSocket ${wsUrl}, database ${server.database.location})\n\n`);
+process.stdout.write(`\nAPI ready: ${url}  (WebSocket ${wsUrl}, database ${server.database.location})\nWeb app: ${new URL('/', url).href}\n\n`);
 
 let stopping = false;
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {

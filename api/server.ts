@@ -37,6 +37,7 @@ import { setSecurityHeaders } from './http/security-headers.ts';
 import { createRateLimiter, rateLimitSettings } from './ratelimit/index.ts';
 import { createUrlSigner } from './uploads/signed-urls.ts';
 import { createLocalFileStore } from './uploads/storage.ts';
+import { createWebApp } from './web-app.ts';
 
 /** WebSocket close code sent when the server stops: clients reconnect (1012 Service Restart). */
 export const DRAIN_CLOSE_CODE = 1012;
@@ -183,6 +184,7 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
   const cors = corsPolicy(config.CORS_ORIGINS, config.NODE_ENV);
   const graphiql = config.NODE_ENV === 'development';
 
+  const webApp = createWebApp();
   const readiness = createReadiness({ db, pubsub, timeoutMs: READINESS_TIMEOUT_MS, onDbFailure: () => metrics.dbError() });
   const ops = createOpsRoutes({ readiness, metrics, metricsToken: config.METRICS_TOKEN, log });
   const inFlight = new InFlight();
@@ -255,7 +257,10 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
       void uploads.handle(req, res);
       return;
     }
-    res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not found"}');
+    // Everything else may be the web app (web/dist): its files, or its page for a client-side route.
+    void webApp.handle(path, req, res).then((served) => {
+      if (!served) res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not found"}');
+    });
   }
 
   /** Reads a POST body within GRAPHQL_MAX_BODY_BYTES before yoga sees it (413 above). */
