@@ -576,7 +576,7 @@ async function main() {
     console.log(table(rows));
   } else {
     console.log(`\nFan-out: ${params.subscribers} subscribers in one room, ${params.messages} messages at ${params.rate}/s (offered ${fmt(params.subscribers * params.rate)} deliveries/s)\n`);
-    const rows = [['target', 'deliveries/s', 'vs raw', 'p50 ms', 'p99 ms', 'max ms', 'delivered', 'lost', 'dup', 'RSS/conn KB', 'server CPU', 'per CPU-s', 'vs raw', 'client CPU', 'other CPU', 'ok']];
+    const rows = [['target', 'deliveries/s', 'vs raw', 'p50 ms', 'p99 ms', 'max ms', 'delivered', 'lost', 'send err', 'dup', 'RSS/conn KB', 'server CPU', 'per CPU-s', 'vs raw', 'client CPU', 'other CPU', 'ok']];
     for (const r of results) {
       rows.push([
         r.name,
@@ -587,6 +587,7 @@ async function main() {
         fmt(r.run?.latencyMs.max),
         r.run ? `${fmt(r.run.delivered)}/${fmt(r.run.expected)}` : '-',
         fmt(r.run?.lost),
+        fmt(r.run?.sendErrors),
         fmt(r.run?.duplicates),
         fmt(r.rss?.perConnectionKb, 1),
         r.serverCpu ? `${r.serverCpu.percentOfOneCore}%` : '-',
@@ -599,6 +600,7 @@ async function main() {
     }
     console.log(table(rows));
     console.log('\nlatency: receive time − send time written in the body (same clock, the client sends); deliveries/s: delivered ÷ (first send → last delivery);');
+    console.log('lost: of subscribers × messages, never delivered (the messages of failed sends included); send err: sends refused or timed out;');
     console.log('RSS/conn: (server VmRSS with all subscribers live − VmRSS before connecting) ÷ subscribers;');
     console.log('CPU: % of one core during the run; per CPU-s: deliveries ÷ server CPU seconds (less sensitive to other load);');
     console.log('other CPU: every process on the machine besides server and client (high values mean the figures are skewed).');

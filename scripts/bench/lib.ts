@@ -71,7 +71,10 @@ export interface RunResult {
   sendErrors: number;
   expected: number;
   delivered: number;
+  /** expected − delivered: includes the messages of failed sends. */
   lost: number;
+  /** Missing deliveries of the messages whose send succeeded (the server stored and published them). */
+  lostOfAccepted: number;
   duplicates: number;
   /** First send → last delivery. */
   durationMs: number;

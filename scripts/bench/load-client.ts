@@ -45,7 +45,9 @@ let graphqlErrors = 0;
 let closing = false;
 
 /** The measured run in progress: which (subscriber, message) pairs arrived and how late. */
-let run: { messages: number; seen: Uint8Array; latencies: Float64Array; delivered: number; duplicates: number; lastDeliveryAt: number } | undefined;
+let run:
+  | { messages: number; seen: Uint8Array; perMessage: Uint32Array; latencies: Float64Array; delivered: number; duplicates: number; lastDeliveryAt: number }
+  | undefined;
 
 function noteError(message: string) {
   errors.set(message, (errors.get(message) ?? 0) + 1);
@@ -91,6 +93,7 @@ function onFrame(sub: Subscriber, frame: ServerMessage, receivedAt: number) {
     return;
   }
   run.seen[slot] = 1;
+  run.perMessage[stamp.n] = (run.perMessage[stamp.n] ?? 0) + 1;
   if (run.delivered < run.latencies.length) run.latencies[run.delivered++] = deliveryLatencyMs(body, receivedAt) ?? 0;
   run.lastDeliveryAt = receivedAt;
 }
@@ -229,9 +232,10 @@ async function measure(command: Extract<ClientCommand, { cmd: 'run' }>): Promise
   const count = subscribers.filter((s) => s.ready && !s.closed).length;
   const { messages, rate } = command;
   const expected = count * messages;
-  run = { messages, seen: new Uint8Array(subscribers.length * messages), latencies: new Float64Array(expected), delivered: 0, duplicates: 0, lastDeliveryAt: 0 };
+  run = { messages, seen: new Uint8Array(subscribers.length * messages), perMessage: new Uint32Array(messages), latencies: new Float64Array(expected), delivered: 0, duplicates: 0, lastDeliveryAt: 0 };
   const current = run;
   const sendMs = new Float64Array(messages);
+  const accepted = new Uint8Array(messages);
   let sent = 0;
   let sendErrors = 0;
   const cpuBefore = process.cpuUsage();
@@ -247,6 +251,7 @@ async function measure(command: Extract<ClientCommand, { cmd: 'run' }>): Promise
       send(command.send, body, `${command.runId}-${n}`).then(
         (ms) => {
           sendMs[sent++] = ms;
+          accepted[n] = 1;
         },
         (error: unknown) => {
           sendErrors++;
@@ -281,6 +286,8 @@ async function measure(command: Extract<ClientCommand, { cmd: 'run' }>): Promise
   const endAt = Math.max(current.lastDeliveryAt, lastSendAt);
   const durationMs = Math.max(1, (current.lastDeliveryAt || endAt) - firstSendAt);
   run = undefined;
+  let lostOfAccepted = 0;
+  for (let n = 0; n < messages; n++) if (accepted[n]) lostOfAccepted += count - (current.perMessage[n] ?? 0);
   const clientCpuMs = (cpu.user + cpu.system) / 1000;
   return {
     subscribers: count,
@@ -290,6 +297,7 @@ async function measure(command: Extract<ClientCommand, { cmd: 'run' }>): Promise
     expected,
     delivered: current.delivered,
     lost: expected - current.delivered,
+    lostOfAccepted,
     duplicates: current.duplicates,
     durationMs,
     sendWindowMs: lastSendAt - firstSendAt,

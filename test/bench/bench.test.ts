@@ -37,7 +37,7 @@ describe('benchmark harness', () => {
     for (const target of report.targets) {
       expect(target.ok, JSON.stringify(target.error ?? target.status)).toBe(true);
       expect(target.connect).toMatchObject({ requested: 20, ready: 20, failed: 0 });
-      expect(target.run).toMatchObject({ expected: 100, delivered: 100, lost: 0, duplicates: 0, sendErrors: 0 });
+      expect(target.run).toMatchObject({ expected: 100, delivered: 100, lost: 0, lostOfAccepted: 0, duplicates: 0, sendErrors: 0 });
       expect(target.run.deliveriesPerSecond).toBeGreaterThan(0);
       expect(target.run.latencyMs.p50).toBeGreaterThanOrEqual(0);
       expect(target.run.latencyMs.p99).toBeGreaterThanOrEqual(target.run.latencyMs.p50);
