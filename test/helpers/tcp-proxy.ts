@@ -18,8 +18,15 @@ export interface TcpProxy {
    * a dead NAT mapping: only a keep-alive timeout notices. New connections work.
    */
   stall(): void;
-  /** Forwards new connections to another API (e.g. one restarted on another port). */
-  setTarget(target: string): void;
+  /**
+   * Forwards new connections to another API (e.g. one restarted on another
+   * port, or a replica after the first one died). With `{ cutOpen: true }` the
+   * connections still open to the old target are cut too, as a load balancer
+   * does when it takes a backend out of rotation.
+   */
+  setTarget(target: string, options?: { cutOpen?: boolean }): void;
+  /** Where new connections go now (`http://host:port/...`). */
+  readonly target: string;
   /** Connections accepted and forwarded so far. */
   readonly accepted: number;
   close(): Promise<void>;
@@ -104,8 +111,12 @@ export async function startTcpProxy(
         upstream.pause();
       }
     },
-    setTarget(next) {
+    setTarget(next, { cutOpen = false } = {}) {
       ({ hostname, port: targetPort } = new URL(next));
+      if (cutOpen) cut();
+    },
+    get target() {
+      return `http://${hostname}:${targetPort}${pathname}`;
     },
     get accepted() {
       return accepted;

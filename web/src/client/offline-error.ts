@@ -31,14 +31,21 @@ export function isOfflineError(error: CombinedError | undefined): boolean {
 }
 
 /**
- * For an API answer that says "not now" (`RATE_LIMITED`, e.g. while a long
- * offline queue is replayed), how long to wait before sending again, in ms;
- * undefined for any other result. Such a mutation stays queued, with the same
- * `clientId`, instead of failing.
+ * For an API answer that says "not now", how long to wait before sending
+ * again, in ms; undefined for any other result. Such a mutation stays queued,
+ * with the same `clientId`, instead of failing:
+ * - `RATE_LIMITED` (e.g. while a long offline queue is replayed): after
+ *   `extensions.retryAfter`;
+ * - `UNAVAILABLE` with `retryable: true` (the API is up but its database or
+ *   Redis is not, e.g. during a restart): 0 unless it names a `retryAfter`,
+ *   so the reconnect schedule alone sets the pace.
  */
 export function retryLaterMs(error: CombinedError | undefined): number | undefined {
   const limited = error?.graphQLErrors.find((e) => e.extensions?.code === 'RATE_LIMITED');
-  if (!limited) return undefined;
-  const seconds = Number(limited.extensions.retryAfter);
-  return Number.isFinite(seconds) && seconds > 0 ? seconds * 1_000 : 1_000;
+  const unavailable = error?.graphQLErrors.find((e) => e.extensions?.code === 'UNAVAILABLE' && e.extensions.retryable === true);
+  const notNow = limited ?? unavailable;
+  if (!notNow) return undefined;
+  const seconds = Number(notNow.extensions.retryAfter);
+  if (Number.isFinite(seconds) && seconds > 0) return seconds * 1_000;
+  return limited ? 1_000 : 0;
 }
