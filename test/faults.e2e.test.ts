@@ -18,7 +18,7 @@ import { gql, http, signUp, sleep, until, wsClient, type TestUser } from './help
 import { postgresServerInstalled, startOwnPostgres, type OwnPostgres } from './helpers/own-postgres.ts';
 import { createScratchDatabase, postgresAvailable } from './helpers/postgres.ts';
 import { killLeftovers, startApiProcess, type ApiProcess } from './helpers/processes.ts';
-import { REDIS_TEST_URL, redisAvailable } from './helpers/redis.ts';
+import { REDIS_TEST_URL, redisAvailable, redisServerInstalled, startOwnRedis, type OwnRedis } from './helpers/redis.ts';
 import { startTcpProxy, type TcpProxy } from './helpers/tcp-proxy.ts';
 
 // "Nothing lost" under real faults: a killed API process, a PostgreSQL restart.
@@ -27,6 +27,7 @@ import { startTcpProxy, type TcpProxy } from './helpers/tcp-proxy.ts';
 const pgUp = await postgresAvailable();
 const redisUp = await redisAvailable();
 const pgInstalled = postgresServerInstalled();
+const redisInstalled = redisServerInstalled();
 if (!pgUp || !redisUp) console.warn('PostgreSQL or Redis unreachable: skipping the process-kill fault test.');
 
 // As in test/client: the client under test behaves as in a browser, not as under NODE_ENV=test.
@@ -467,5 +468,95 @@ describe.skipIf(!pgInstalled)('fault: PostgreSQL restarts under a running API', 
     expectExactlyOnceInOrder(seen, stored);
     expect(seen.filter((m) => m.clientId?.startsWith('ben-')).map((m) => m.clientId)).toEqual(Array.from({ length: 40 }, (_, i) => `ben-${i + 1}`));
     expect(api!.running).toBe(true);
+  }, 60_000);
+});
+
+describe.skipIf(!pgUp || !redisInstalled)('fault: Redis restarts under a running API, seen through the client', () => {
+  let redis: OwnRedis | undefined;
+  let scratch: { url: string; drop(): Promise<void> } | undefined;
+  let api: ApiProcess | undefined;
+  const disposers: (() => unknown)[] = [];
+
+  beforeAll(async () => {
+    [redis, scratch] = await Promise.all([startOwnRedis(), createScratchDatabase('faultsredis')]);
+    api = await startApiProcess('api-redis', {
+      DATABASE_URL: scratch.url,
+      REDIS_URL: redis.url,
+      RATE_LIMITS: 'off',
+      JWT_SECRET: randomBytes(32).toString('hex'),
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const d of disposers.reverse()) await Promise.resolve(d()).catch(() => {});
+    await api?.dispose();
+    await killLeftovers();
+    await redis?.dispose();
+    await scratch?.drop();
+  });
+
+  it('SIGKILL of Redis mid-stream, restarted 2 s later: every message once, in order, each stored once', async () => {
+    const url = api!.url;
+    const [ana, ben] = await Promise.all([signUp(url, 'Ana'), signUp(url, 'Ben')]);
+    const roomId = (await gql(url, CREATE_ROOM, { input: { name: 'Redis restart', memberIds: [ben.id] } }, ana.token)).createRoom.id as string;
+    const client = realtimeClient(url, api!.wsUrl, ben);
+    disposers.push(() => client.dispose());
+    const seen: ChatMessage[] = [];
+    client.subscribeMessages(roomId, (m) => seen.push(m), { afterSeq: 0 });
+    await until(() => status(client) === 'connected', 10_000);
+    await gql(url, SEND, { input: { roomId, body: 'warm-up', clientId: 'warm-up' } }, ana.token);
+    await until(() => seen.length === 1, 10_000, () => 'the subscription is live');
+
+    let killedAt = 0;
+    let seenAtKill = 0;
+    const outage = (async () => {
+      await sleep(1_500);
+      killedAt = Date.now();
+      seenAtKill = seen.length;
+      await redis!.kill();
+    })();
+    const anaStream = steadyStream(() => url, ana, roomId, { count: 80, perSecond: 20, prefix: 'ana', retryOnError: true });
+    const pending: PendingMessage[] = [];
+    const benStream = (async () => {
+      for (let i = 1; i <= 30; i++) {
+        const p = client.sendMessage({ roomId, body: `ben-${i}`, clientId: `ben-${i}` });
+        p.sent.catch(() => {});
+        pending.push(p);
+        await sleep(125);
+      }
+    })();
+    await outage;
+    await sleep(500);
+    const readyDuring = await fetch(url.replace('/graphql', '/readyz')).then(async (r) => ({ status: r.status, body: await r.json() }));
+    const seenDuring = seen.length;
+    await sleep(Math.max(0, 2_000 - (Date.now() - killedAt)));
+    const seenBeforeRestart = seen.length;
+    const restartAt = Date.now();
+    await redis!.restart();
+    const [{ errors: anaErrors }] = await Promise.all([anaStream, benStream]);
+    const sent = await Promise.all(pending.map((p) => p.sent));
+    const allAnsweredAt = Date.now();
+    const expectedTotal = 1 + 80 + 30;
+    const allSeenAt = await until(() => seen.length >= expectedTotal, 20_000).then(
+      () => Date.now(),
+      () => 0,
+    );
+    await sleep(500);
+    const stored = await rowsByClientId(scratch!.url, roomId);
+    report('Redis SIGKILL, restarted after 2 s (client on the API process)', {
+      readyzWhileDown: readyDuring,
+      deliveredToClient: { atKill: seenAtKill, halfASecondLater: seenDuring, justBeforeRestart: seenBeforeRestart },
+      anaHttpErrors: anaErrors.length ? anaErrors : 'none: messages are stored and acknowledged without Redis',
+      client: statusTimeline(client.states, killedAt),
+      msRestartToAllSendsAnswered: allAnsweredAt - restartAt,
+      msRestartToAllDelivered: allSeenAt ? allSeenAt - restartAt : `not within 20 s (${seen.length} of ${expectedTotal})`,
+      storedRows: [...stored.values()].reduce((x, y) => x + y, 0),
+      delivered: seen.length,
+    });
+
+    expect(sent.map((m) => m.clientId)).toEqual(Array.from({ length: 30 }, (_, i) => `ben-${i + 1}`));
+    expect(seen).toHaveLength(expectedTotal);
+    expectExactlyOnceInOrder(seen, stored);
+    expect(seen.filter((m) => m.clientId?.startsWith('ben-')).map((m) => m.clientId)).toEqual(Array.from({ length: 30 }, (_, i) => `ben-${i + 1}`));
   }, 60_000);
 });
