@@ -10,10 +10,13 @@ import type { Authenticated } from './auth/authenticate.ts';
 import { bearerToken } from './auth/tokens.ts';
 import type { Logger } from './logger.ts';
 import { planSharedResults, SharedResults, subscribeShared, type SharedPlan } from './fanout/shared-results.ts';
+import { isDbUnavailable } from './ops/db-errors.ts';
 import { subscriptionRootField, type RootField } from './ops/root-field.ts';
 
-/** Close code for a client that reads too slowly: 1013 Try Again Later, which graphql-ws clients retry. */
-export const SLOW_CONSUMER_CLOSE_CODE = 1013;
+/** 1013 Try Again Later: graphql-ws clients retry it. */
+export const TRY_AGAIN_LATER_CLOSE_CODE = 1013;
+/** Close code for a client that reads too slowly. */
+export const SLOW_CONSUMER_CLOSE_CODE = TRY_AGAIN_LATER_CLOSE_CODE;
 
 /** Close code when a user already holds the most connections allowed (not retried by graphql-ws clients). */
 export const TOO_MANY_CONNECTIONS_CLOSE_CODE = CloseCode.TooManyInitialisationRequests;
@@ -107,7 +110,16 @@ export function attachGraphqlWs({
           ctx.extra.socket.close(CloseCode.Unauthorized, 'Unauthorized: connectionParams.authorization is missing');
           return false;
         }
-        const auth = token ? await authenticate(token) : null;
+        let auth: Authenticated | null;
+        try {
+          auth = token ? await authenticate(token) : null;
+        } catch (error) {
+          // The user could not be read (database down): a retryable close, not 4500.
+          if (!isDbUnavailable(error)) throw error;
+          log.warn({ err: error }, 'websocket refused: database unavailable');
+          ctx.extra.socket.close(TRY_AGAIN_LATER_CLOSE_CODE, 'Database unavailable, try again later');
+          return false;
+        }
         if (!auth) {
           log.info({ ip: remoteAddress(ctx.extra.request) }, 'websocket refused: invalid token');
           return false; // 4403 Forbidden

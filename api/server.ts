@@ -133,7 +133,7 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
     metrics: metrics.schema,
     tokens,
     passwords: createPasswordHasher(),
-    limits: defaultLimits,
+    limits: { ...defaultLimits },
     rateLimiter,
     log,
     files: { signedUrl: (id) => urlSigner.signedUrl(id) },

@@ -30,9 +30,11 @@ export interface SchemaLimits {
   maxHistoryPage: number;
   /** Most messages messageAdded replays after `afterSeq` before asking the client to refetch. */
   maxReplay: number;
+  /** How long sendMessage's transaction may take (waiting for the room's row lock included). */
+  sendTimeoutMs: number;
 }
 
-export const defaultLimits: SchemaLimits = { maxHistoryPage: 100, maxReplay: 1000 };
+export const defaultLimits: SchemaLimits = { maxHistoryPage: 100, maxReplay: 1000, sendTimeoutMs: 15_000 };
 
 /** Structured logger (pino's call signature). */
 export interface Logger {

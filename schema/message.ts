@@ -5,7 +5,7 @@ import { isId, requireRoomMember, requireViewer } from './access.ts';
 import { Attachment } from './attachment.ts';
 import { builder, type MessageShape } from './builder.ts';
 import type { Context } from './context.ts';
-import { ErrorCode, badInput, userError } from './errors.ts';
+import { ErrorCode, badInput, unavailable, userError } from './errors.ts';
 import type { MessageEvent } from './events.ts';
 import { Room } from './room.ts';
 import { DateTime } from './scalars.ts';
@@ -123,6 +123,12 @@ async function findByClientId(ctx: Context, senderId: string, clientId: string, 
   return existing;
 }
 
+/** PostgreSQL's lock_not_available (55P03), as the driver adapter reports it. */
+function isLockTimeout(error: unknown): boolean {
+  const text = `${(error as Error)?.message ?? ''} ${JSON.stringify((error as { meta?: unknown })?.meta ?? '')} ${String((error as { cause?: unknown })?.cause ?? '')}`;
+  return /55P03|lock timeout|lock_not_available/i.test(text);
+}
+
 /**
  * Stores a message. The room row is locked by incrementing its `lastSeq` in the
  * same transaction that inserts the message, which serializes senders per room
@@ -138,34 +144,52 @@ async function sendMessage(
   const attachmentIds = [...new Set(data.attachmentIds)];
   if (attachmentIds.some((id) => !isId(id))) throw badInput('attachmentIds: unknown upload', 'attachmentIds');
   try {
-    const message = await ctx.db.$transaction(async (tx) => {
-      const now = ctx.clock.now();
-      const room = await tx.room.update({
-        where: { id: data.roomId },
-        data: { lastSeq: { increment: 1 }, lastMessageAt: now },
-        select: { lastSeq: true },
-      });
-      const created = await tx.message.create({
-        data: { roomId: data.roomId, seq: room.lastSeq, senderId, body: data.body, clientId: data.clientId, createdAt: now },
-        select: { id: true },
-      });
-      if (attachmentIds.length > 0) {
-        const { count } = await tx.upload.updateMany({
-          where: { id: { in: attachmentIds }, ownerId: senderId, messageId: null },
-          data: { messageId: created.id },
+    // Only what needs the room's row lock runs inside the transaction; the
+    // full message is read after the commit. Under a busy event loop an
+    // interactive transaction can outlive Prisma's default 5 s, so it gets
+    // more room, and running out is reported as retryable (UNAVAILABLE): the
+    // transaction rolled back, and the client's retry with the same clientId
+    // stores the message once.
+    const id = await ctx.db.$transaction(
+      async (tx) => {
+        // A lock held elsewhere must not block a send for long: waiting for
+        // the room's row lock is bounded like the transaction itself.
+        await tx.$executeRawUnsafe(`SET LOCAL lock_timeout = ${Math.max(1, Math.floor(ctx.limits.sendTimeoutMs))}`);
+        const now = ctx.clock.now();
+        const room = await tx.room.update({
+          where: { id: data.roomId },
+          data: { lastSeq: { increment: 1 }, lastMessageAt: now },
+          select: { lastSeq: true },
         });
-        if (count !== attachmentIds.length) {
-          throw badInput('attachmentIds: each must be your own upload, not yet attached to a message', 'attachmentIds');
+        const created = await tx.message.create({
+          data: { roomId: data.roomId, seq: room.lastSeq, senderId, body: data.body, clientId: data.clientId, createdAt: now },
+          select: { id: true },
+        });
+        if (attachmentIds.length > 0) {
+          const { count } = await tx.upload.updateMany({
+            where: { id: { in: attachmentIds }, ownerId: senderId, messageId: null },
+            data: { messageId: created.id },
+          });
+          if (count !== attachmentIds.length) {
+            throw badInput('attachmentIds: each must be your own upload, not yet attached to a message', 'attachmentIds');
+          }
         }
-      }
-      return tx.message.findUniqueOrThrow({ where: { id: created.id }, include: messageInclude });
-    });
+        return created.id;
+      },
+      { maxWait: ctx.limits.sendTimeoutMs, timeout: ctx.limits.sendTimeoutMs },
+    );
+    const message = await ctx.db.message.findUniqueOrThrow({ where: { id }, include: messageInclude });
     return { message, created: true };
   } catch (error) {
-    if ((error as { code?: string }).code === 'P2002') {
+    const code = (error as { code?: string }).code;
+    if (code === 'P2002') {
       // The same clientId raced in from another request and won.
       const winner = await findByClientId(ctx, senderId, data.clientId, data.roomId);
       if (winner) return { message: winner, created: false };
+    }
+    if (code === 'P2028' || isLockTimeout(error)) {
+      ctx.log.warn({ err: error, roomId: data.roomId }, 'sendMessage transaction timed out');
+      throw unavailable('Sending');
     }
     throw error;
   }

@@ -15,6 +15,7 @@ import {
   type GraphQLSchema,
 } from 'graphql';
 import type { Logger } from '../logger.ts';
+import { dbUnavailableError, isDbUnavailable } from '../ops/db-errors.ts';
 
 /**
  * Field extensions the schema sets to take part in shared fan-out:
@@ -163,6 +164,7 @@ function maskUnexpected(result: ExecutionResult, log: Logger): ExecutionResult {
     ...result,
     errors: result.errors.map((error) => {
       if (error.originalError === undefined || error.originalError instanceof GraphQLError) return error;
+      if (isDbUnavailable(error.originalError)) return dbUnavailableError(error);
       log.error({ err: error.originalError, path: error.path }, 'subscription failed');
       return new GraphQLError('Unexpected error.', { nodes: error.nodes, path: error.path, extensions: { code: 'INTERNAL_SERVER_ERROR' } });
     }),
