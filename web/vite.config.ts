@@ -11,6 +11,7 @@ export default defineConfig({
   plugins: [react()],
   build: {
     outDir: 'dist',
+    chunkSizeWarningLimit: 1024,
     emptyOutDir: true,
     // The API's CSP forbids inline scripts; Vite's module preload polyfill is one.
     modulePreload: { polyfill: false },
