@@ -9,6 +9,10 @@
  * - sending the message sends `false` at once (the server also clears the
  *   typist when the message arrives).
  *
+ * Calls are sent one after another, never overlapping: a `true` still in
+ * flight when the message is sent cannot overtake the `false` that follows it
+ * and leave the indicator on until the server's expiry.
+ *
  * It knows nothing of GraphQL: `send` is the call that performs the mutation.
  */
 export interface TypingNotifierOptions {
@@ -28,6 +32,7 @@ export class TypingNotifier {
   private typing = false;
   private lastTrueAt = -Infinity;
   private idleTimer: unknown;
+  private chain: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly options: TypingNotifierOptions) {
     this.intervalMs = options.intervalMs ?? 300;
@@ -42,7 +47,7 @@ export class TypingNotifier {
     if (!this.typing || now - this.lastTrueAt >= this.intervalMs) {
       this.typing = true;
       this.lastTrueAt = now;
-      void this.options.send(true);
+      this.enqueue(true);
     }
     this.clearTimer(this.idleTimer);
     this.idleTimer = this.setTimer(() => this.stop(), this.intervalMs);
@@ -55,7 +60,17 @@ export class TypingNotifier {
     if (!this.typing) return;
     this.typing = false;
     this.lastTrueAt = -Infinity;
-    void this.options.send(false);
+    this.enqueue(false);
+  }
+
+  /** Resolves once every call made so far has been answered (or failed). */
+  settled(): Promise<void> {
+    return this.chain.then(() => undefined);
+  }
+
+  private enqueue(isTyping: boolean) {
+    // A failed call must not block the ones after it.
+    this.chain = this.chain.then(() => this.options.send(isTyping)).catch(() => undefined);
   }
 
   /** Stops timers without sending anything (component unmount). */
