@@ -5,6 +5,7 @@ import pg from 'pg';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
 import { PrismaClient } from '../../prisma/generated/client.ts';
 import type { Logger } from '../logger.ts';
+import { redactUrl } from '../redact-url.ts';
 import { lockDataDir } from './data-dir-lock.ts';
 import { applyMigrations, pgConnection, pgliteConnection } from './migrate.ts';
 
@@ -46,7 +47,7 @@ async function openPostgres(url: string, log: Logger): Promise<Database> {
   const pool = new pg.Pool({ connectionString: url, max: 10 });
   pool.on('error', (err) => log.error({ err }, 'idle PostgreSQL connection failed'));
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
-  const location = redact(url);
+  const location = redactUrl(url, 'postgres');
   return {
     prisma,
     kind: 'postgres',
@@ -81,15 +82,5 @@ async function openPglite(dataDir: string, log: Logger): Promise<Database> {
   } catch (error) {
     await unlock();
     throw error;
-  }
-}
-
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return 'postgres';
   }
 }

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import type { PrismaClient } from '../../prisma/generated/client.ts';
+import type { Notification, PrismaClient } from '../../prisma/generated/client.ts';
 import type { Clock, NotificationService, PresenceService } from '../../schema/context.ts';
 import type { MessageEvent, NotificationEvent, NotificationKind, PubSub, UserSummary } from '../../schema/events.ts';
 import { describeNotification } from '../../schema/lib/notification-text.ts';
@@ -208,19 +208,12 @@ export class Notifier implements NotificationService {
   }
 }
 
-function toEvent(row: {
-  id: string;
-  userId: string;
-  kind: string;
-  roomId: string;
-  roomName: string;
-  messageId: string | null;
-  messageSeq: number | null;
-  actorId: string | null;
-  actorName: string;
-  body: string;
-  createdAt: Date;
-}): NotificationEvent {
+type NotificationRow = Pick<
+  Notification,
+  'id' | 'userId' | 'kind' | 'roomId' | 'roomName' | 'messageId' | 'messageSeq' | 'actorId' | 'actorName' | 'body' | 'createdAt'
+>;
+
+function toEvent(row: NotificationRow): NotificationEvent {
   return {
     id: row.id,
     userId: row.userId,

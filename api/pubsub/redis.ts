@@ -3,6 +3,7 @@ import { RedisPubSub as RedisEngine } from 'graphql-redis-subscriptions';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Events, PubSub, Topic, TopicPayload, TopicScope } from '../../schema/events.ts';
 import type { Logger } from '../logger.ts';
+import { redactUrl } from '../redact-url.ts';
 import { channelOf } from './engine-pubsub.ts';
 import { PushQueue } from './queue.ts';
 
@@ -340,12 +341,3 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
 }
 
 /** The URL without its password, for logs. */
-function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return '[invalid url]';
-  }
-}
