@@ -63,10 +63,22 @@ const ConfigSchema = z
     RATE_LIMIT_SET_TYPING: rateLimitEnv.prefault(DEFAULT_RATE_LIMITS.setTyping),
     RATE_LIMIT_PUBLISH_METRICS: rateLimitEnv.prefault(DEFAULT_RATE_LIMITS.publishMetrics),
     RATE_LIMIT_UPLOAD: rateLimitEnv.prefault(DEFAULT_RATE_LIMITS.upload),
+    RATE_LIMIT_DOC_UPDATE: rateLimitEnv.prefault(DEFAULT_RATE_LIMITS.docUpdate),
+    RATE_LIMIT_DOC_AWARENESS: rateLimitEnv.prefault(DEFAULT_RATE_LIMITS.docAwareness),
     /** With Redis: connections of a process that stopped renewing them (it died) lapse after this long. */
     PRESENCE_TTL_MS: z.coerce.number().int().min(1000).default(30_000),
     /** A typist who does not renew setTyping(true) disappears after this long. */
     TYPING_TTL_MS: z.coerce.number().int().min(500).default(5000),
+    /** Largest Yjs update applyDocUpdate accepts, in decoded bytes. */
+    DOC_UPDATE_MAX_BYTES: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(256 * 1024),
+    /** Largest awareness update applyDocAwareness accepts, in decoded bytes. */
+    DOC_AWARENESS_MAX_BYTES: z.coerce.number().int().min(256).max(1024 * 1024).default(8 * 1024),
+    /** Largest shared document (snapshot plus pending updates); further updates are refused. */
+    DOC_MAX_BYTES: z.coerce.number().int().min(1024).max(2 ** 31 - 1).default(5 * 1024 * 1024),
+    /** Updates stored beside a document's snapshot before they are merged into it. */
+    DOC_COMPACT_EVERY: z.coerce.number().int().min(1).default(200),
+    /** A document awareness state (cursor) not renewed for this long is dropped; clients renew every 15 s. */
+    DOC_AWARENESS_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
     /** Largest file `POST /uploads` accepts, in bytes; capped by the 32-bit size column. */
     UPLOAD_MAX_BYTES: z.coerce.number().int().min(1).max(2 ** 31 - 1).default(10 * 1024 * 1024),
     /** How long a signed attachment url (`Attachment.signedUrl`) stays valid. */

@@ -18,6 +18,7 @@ import { originAllowed } from './http/origin.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createLoaders } from '../schema/loaders.ts';
 import { Dashboard } from './dashboard/dashboard.ts';
+import { DocAwarenessHub } from './documents/awareness-hub.ts';
 import { createNotifications } from './notifications/index.ts';
 import { createMemoryPubSub } from './pubsub/index.ts';
 import { createRedisPubSub } from './pubsub/redis.ts';
@@ -122,6 +123,7 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
   await dashboard.start();
   const notifications = await createNotifications({ config, db, pubsub, presence, clock, log });
   notifications.start();
+  const docAwareness = await new DocAwarenessHub({ pubsub, log, timeoutMs: config.DOC_AWARENESS_TIMEOUT_MS }).start();
   const services: Services = {
     db,
     pubsub,
@@ -133,8 +135,15 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
     metrics: metrics.schema,
     tokens,
     passwords: createPasswordHasher(),
-    limits: { ...defaultLimits },
+    limits: {
+      ...defaultLimits,
+      docUpdateMaxBytes: config.DOC_UPDATE_MAX_BYTES,
+      docAwarenessMaxBytes: config.DOC_AWARENESS_MAX_BYTES,
+      docMaxBytes: config.DOC_MAX_BYTES,
+      docCompactEvery: config.DOC_COMPACT_EVERY,
+    },
     rateLimiter,
+    docAwareness,
     log,
     files: { signedUrl: (id) => urlSigner.signedUrl(id) },
   };
@@ -311,6 +320,7 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
     await httpClosed;
     await dashboard.close();
     await notifications.close();
+    await docAwareness.close();
     await live.close();
     await pubsub.close();
     await database.close();

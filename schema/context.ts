@@ -32,9 +32,25 @@ export interface SchemaLimits {
   maxReplay: number;
   /** How long sendMessage's transaction may take (waiting for the room's row lock included). */
   sendTimeoutMs: number;
+  /** Largest Yjs update applyDocUpdate accepts (decoded bytes). */
+  docUpdateMaxBytes: number;
+  /** Largest awareness update applyDocAwareness accepts (decoded bytes). */
+  docAwarenessMaxBytes: number;
+  /** Largest document (snapshot plus the updates after it); further updates are refused. */
+  docMaxBytes: number;
+  /** Updates stored after the snapshot before they are compacted into it. */
+  docCompactEvery: number;
 }
 
-export const defaultLimits: SchemaLimits = { maxHistoryPage: 100, maxReplay: 1000, sendTimeoutMs: 15_000 };
+export const defaultLimits: SchemaLimits = {
+  maxHistoryPage: 100,
+  maxReplay: 1000,
+  sendTimeoutMs: 15_000,
+  docUpdateMaxBytes: 256 * 1024,
+  docAwarenessMaxBytes: 8 * 1024,
+  docMaxBytes: 5 * 1024 * 1024,
+  docCompactEvery: 200,
+};
 
 /** Structured logger (pino's call signature). */
 export interface Logger {
@@ -152,7 +168,16 @@ export interface OperationalMetrics {
 }
 
 /** What is counted against a rate limit: per address for sign-in and sign-up, per user otherwise. */
-export type RateLimitedAction = 'signInIp' | 'signInEmail' | 'signUpIp' | 'sendMessage' | 'setTyping' | 'publishMetrics' | 'upload';
+export type RateLimitedAction =
+  | 'signInIp'
+  | 'signInEmail'
+  | 'signUpIp'
+  | 'sendMessage'
+  | 'setTyping'
+  | 'publishMetrics'
+  | 'upload'
+  | 'docUpdate'
+  | 'docAwareness';
 
 /** A refusal: the caller may try again after this many seconds. */
 export interface RateLimitExceeded {
@@ -173,6 +198,28 @@ export interface RateLimiter {
   reset(action: RateLimitedAction, key: string): Promise<void>;
 }
 
+/** The document an awareness update or subscription is about. */
+export interface DocRef {
+  id: string;
+  roomId: string;
+}
+
+/** What became of an awareness update: applied and shared, not an awareness update, or naming a Yjs client of another user. */
+export type DocAwarenessResult = 'applied' | 'malformed' | 'foreign-client';
+
+/**
+ * Who is in a document and where their cursor is (y-protocols awareness).
+ * Each process keeps a copy per followed document in memory; updates travel
+ * over the pub/sub. States expire without renewal and are removed when
+ * their user goes offline or leaves the room.
+ */
+export interface DocAwarenessService {
+  /** Checks an update from `user`, stamps each state with the user, applies it and shares it with every process. */
+  apply(doc: DocRef, update: Uint8Array, user: UserSummary): Promise<DocAwarenessResult>;
+  /** Awareness updates: first every current state (always, possibly none), then each change. Ends on `signal`. */
+  subscribe(doc: DocRef, signal: AbortSignal): Promise<AsyncIterableIterator<Uint8Array>>;
+}
+
 /** Services shared by every request, built once by the server runtime. */
 export interface Services {
   db: PrismaClient;
@@ -189,6 +236,7 @@ export interface Services {
   notifications: NotificationService;
   metrics: OperationalMetrics;
   rateLimiter: RateLimiter;
+  docAwareness: DocAwarenessService;
 }
 
 /** What every resolver receives, over HTTP and over WebSocket alike. */

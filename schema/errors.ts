@@ -18,6 +18,8 @@ export const ErrorCode = {
   UNAVAILABLE: 'UNAVAILABLE',
   /** The client read its subscription too slowly; the server dropped it (reconnect and resume). */
   SLOW_CONSUMER: 'SLOW_CONSUMER',
+  /** An input (or what it would add to a document) exceeds a size limit; `extensions.limit` is the limit in bytes. */
+  PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -46,6 +48,10 @@ export const rateLimited = (retryAfterSeconds: number) => {
   const retryAfter = Math.max(1, Math.ceil(retryAfterSeconds));
   return userError(ErrorCode.RATE_LIMITED, `Too many requests; try again in ${retryAfter} s.`, { retryAfter });
 };
+
+/** An input or the document it would grow is over `limit` bytes; nothing was stored. */
+export const payloadTooLarge = (message: string, limit: number, field?: string) =>
+  userError(ErrorCode.PAYLOAD_TOO_LARGE, message, { limit, ...(field ? { field } : {}) });
 
 export const slowConsumer = (maxQueued: number) =>
   userError(

@@ -89,6 +89,26 @@ export interface MetricsPublished {
   updates: MetricUpdate[];
 }
 
+/** A Yjs update stored for a document (applyDocUpdate). */
+export interface DocUpdateEvent {
+  docId: string;
+  /** The update's position in the document's history (1, 2, 3, … with no gaps). */
+  seq: number;
+  /** The Yjs update (v1 encoding), base64. */
+  update: string;
+  userId: string;
+}
+
+/** An awareness update for a document, already checked and stamped with its senders by the process that received it. */
+export interface DocAwarenessEvent {
+  /** The API process that published it (it applied the update itself already). */
+  source: string;
+  /** A y-protocols awareness update, base64; empty for a `query`. */
+  update: string;
+  /** `update`: apply it; `query`: a process just started following the document and asks for the current states. */
+  kind: 'update' | 'query';
+}
+
 export type Events = {
   'message:added': [roomId: string, message: MessageEvent];
   'member:changed': [roomId: string, event: MembershipEvent];
@@ -100,6 +120,10 @@ export type Events = {
   'notification:added': [userId: string, notification: NotificationEvent];
   /** Raw metric updates, one event per publishMetrics call; every process batches them for its own subscribers. */
   'metric:updated': [published: MetricsPublished];
+  /** A document update was stored; subscribers forward it to their clients. */
+  'doc:update': [docId: string, event: DocUpdateEvent];
+  /** Cursor and presence states of a document's editors; every process applies them to its own copy. */
+  'doc:awareness': [docId: string, event: DocAwarenessEvent];
 };
 
 export type Topic = keyof Events;

@@ -10,6 +10,7 @@ import './receipts.ts';
 import './presence.ts';
 import './dashboard.ts';
 import './notification.ts';
+import './document.ts';
 
 export type { Context, Services, Viewer } from './context.ts';
 export type { Events, PubSub } from './events.ts';

@@ -33,7 +33,10 @@ export const rateLimitEnv = z
  * - sendMessage: a fast typist sends 2 messages/s, and a client flushing its
  *   offline queue sends faster for a moment: 120 per 30 s allows both;
  * - setTyping: renewals every 300 ms are ~3.3/s in one room: 60 per 10 s;
- * - publishMetrics: a feeder pushing 20 calls/s stays far below 1,200 per minute.
+ * - publishMetrics: a feeder pushing 20 calls/s stays far below 1,200 per minute;
+ * - docUpdate: an editor sends about one update per keystroke (a fast typist
+ *   ~10/s) plus a burst when it comes back online: 1,200 per minute;
+ * - docAwareness: cursor moves, throttled by clients, plus a renewal every 15 s: 600 per minute.
  */
 export const DEFAULT_RATE_LIMITS: Record<RateLimitedAction, string> = {
   signInIp: '30/1m',
@@ -43,6 +46,8 @@ export const DEFAULT_RATE_LIMITS: Record<RateLimitedAction, string> = {
   setTyping: '60/10s',
   publishMetrics: '1200/1m',
   upload: '30/1m',
+  docUpdate: '1200/1m',
+  docAwareness: '600/1m',
 };
 
 /** The env variable that sets each action's limit. */
@@ -54,4 +59,6 @@ export const RATE_LIMIT_ENV: Record<RateLimitedAction, string> = {
   setTyping: 'RATE_LIMIT_SET_TYPING',
   publishMetrics: 'RATE_LIMIT_PUBLISH_METRICS',
   upload: 'RATE_LIMIT_UPLOAD',
+  docUpdate: 'RATE_LIMIT_DOC_UPDATE',
+  docAwareness: 'RATE_LIMIT_DOC_AWARENESS',
 };
