@@ -12,6 +12,7 @@ import {
   TypingDocument,
   type ChatMessageFragment,
 } from '../gql/graphql.ts';
+import { DocumentPanel } from '../docs/DocumentPanel.tsx';
 import { TypingNotifier } from '../typing/typing-notifier.ts';
 import { MessageItem, PendingItem } from './MessageItem.tsx';
 import { readPending, writePending, type PendingEntry } from './pending.ts';
@@ -238,78 +239,81 @@ export function RoomView({ roomId, client, viewer }: { roomId: string; client: R
   }
 
   return (
-    <section className="room">
-      <header className="room-header">
-        <h2>{detail?.room.name ?? '…'}</h2>
-        <span className="members">
-          {members.map((m) => (
-            <span key={m.id} className="member">
-              <PresenceDot userId={m.id} status={m.status} self={m.id === viewer.id} />
-              {m.name}
-            </span>
-          ))}
-        </span>
-        <button className="link small" onClick={() => void navigator.clipboard?.writeText(window.location.href)} title="Others join with this link">
-          Copy invite link
-        </button>
-      </header>
-      <ol
-        className="messages"
-        ref={listRef}
-        data-testid="messages"
-        onScroll={(e) => {
-          const el = e.currentTarget;
-          stickToBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
-          if (el.scrollTop < 40) void loadOlder();
-        }}
-      >
-        {older.more && (
-          <li className="older">
-            <button className="link" onClick={() => void loadOlder()} disabled={older.loading}>
-              {older.loading ? 'Loading…' : 'Load older messages'}
-            </button>
-          </li>
-        )}
-        {messages.map((m) => (
-          <MessageItem key={m.seq} message={m} mine={m.sender.id === viewer.id} readBy={readersOf(m.seq)} members={members.length} />
-        ))}
-        {shownPending.map((p) => (
-          <PendingItem key={p.clientId} body={p.body} sender={viewer.name} />
-        ))}
-      </ol>
-      <div className="typing" aria-live="polite" data-testid="typing">
-        {typists.length === 1 && `${typists[0]!.name} is typing…`}
-        {typists.length === 2 && `${typists[0]!.name} and ${typists[1]!.name} are typing…`}
-        {typists.length > 2 && `${typists.length} people are typing…`}
-      </div>
-      {upload && (
-        <div className="upload" data-testid="upload">
-          <span>{upload.name}</span>
-          {upload.error ? <span className="error">{upload.error}</span> : <progress max={1} value={upload.progress} aria-label="Upload progress" />}
-          <button className="link small" onClick={() => setUpload(null)}>
-            Remove
+    <div className="room-layout">
+      <section className="room">
+        <header className="room-header">
+          <h2>{detail?.room.name ?? '…'}</h2>
+          <span className="members">
+            {members.map((m) => (
+              <span key={m.id} className="member">
+                <PresenceDot userId={m.id} status={m.status} self={m.id === viewer.id} />
+                {m.name}
+              </span>
+            ))}
+          </span>
+          <button className="link small" onClick={() => void navigator.clipboard?.writeText(window.location.href)} title="Others join with this link">
+            Copy invite link
           </button>
-        </div>
-      )}
-      <form className="composer" onSubmit={send}>
-        <label className="attach" title="Attach a file">
-          Attach
-          <input ref={fileInput} type="file" aria-label="Attach a file" onChange={(e) => pickFile(e.currentTarget.files?.[0])} />
-        </label>
-        <input
-          value={draft}
-          onChange={(e) => {
-            setDraft(e.currentTarget.value);
-            if (e.currentTarget.value) notifier.keystroke();
-            else notifier.stop();
+        </header>
+        <ol
+          className="messages"
+          ref={listRef}
+          data-testid="messages"
+          onScroll={(e) => {
+            const el = e.currentTarget;
+            stickToBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+            if (el.scrollTop < 40) void loadOlder();
           }}
-          onBlur={() => notifier.stop()}
-          placeholder="Write a message"
-          aria-label="Message"
-          maxLength={4000}
-        />
-        <button type="submit">Send</button>
-      </form>
-    </section>
+        >
+          {older.more && (
+            <li className="older">
+              <button className="link" onClick={() => void loadOlder()} disabled={older.loading}>
+                {older.loading ? 'Loading…' : 'Load older messages'}
+              </button>
+            </li>
+          )}
+          {messages.map((m) => (
+            <MessageItem key={m.seq} message={m} mine={m.sender.id === viewer.id} readBy={readersOf(m.seq)} members={members.length} />
+          ))}
+          {shownPending.map((p) => (
+            <PendingItem key={p.clientId} body={p.body} sender={viewer.name} />
+          ))}
+        </ol>
+        <div className="typing" aria-live="polite" data-testid="typing">
+          {typists.length === 1 && `${typists[0]!.name} is typing…`}
+          {typists.length === 2 && `${typists[0]!.name} and ${typists[1]!.name} are typing…`}
+          {typists.length > 2 && `${typists.length} people are typing…`}
+        </div>
+        {upload && (
+          <div className="upload" data-testid="upload">
+            <span>{upload.name}</span>
+            {upload.error ? <span className="error">{upload.error}</span> : <progress max={1} value={upload.progress} aria-label="Upload progress" />}
+            <button className="link small" onClick={() => setUpload(null)}>
+              Remove
+            </button>
+          </div>
+        )}
+        <form className="composer" onSubmit={send}>
+          <label className="attach" title="Attach a file">
+            Attach
+            <input ref={fileInput} type="file" aria-label="Attach a file" onChange={(e) => pickFile(e.currentTarget.files?.[0])} />
+          </label>
+          <input
+            value={draft}
+            onChange={(e) => {
+              setDraft(e.currentTarget.value);
+              if (e.currentTarget.value) notifier.keystroke();
+              else notifier.stop();
+            }}
+            onBlur={() => notifier.stop()}
+            placeholder="Write a message"
+            aria-label="Message"
+            maxLength={4000}
+          />
+          <button type="submit">Send</button>
+        </form>
+      </section>
+      <DocumentPanel roomId={roomId} client={client} viewer={viewer} />
+    </div>
   );
 }

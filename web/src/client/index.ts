@@ -7,6 +7,7 @@ export type {
   RealtimeClient,
   RealtimeClientOptions,
   SubscribeMessagesOptions,
+  LiveVariables,
 } from './realtime-client.ts';
 export type { ConnectionState, ConnectionStatus, ConnectionStore } from './connection-state.ts';
 export { reconnectDelayMs, RECONNECT_SCHEDULE_MS, type BackoffOptions } from './backoff.ts';

@@ -141,6 +141,13 @@ interface ResumeSpec {
 }
 
 /**
+ * Operation context `liveVariables`: read on every (re)subscription of a
+ * subscription, after a reconnect too, and merged over its variables (e.g. a
+ * document's current state vector for `docUpdates`).
+ */
+export type LiveVariables = () => Record<string, unknown>;
+
+/**
  * Creates the web client: urql with graphcache's offline exchange over the
  * given storage, mutations over HTTP, subscriptions over one graphql-ws
  * connection that reconnects on the product schedule and resumes
@@ -303,6 +310,8 @@ export function createRealtimeClient(options: RealtimeClientOptions): RealtimeCl
       RoomMessagesConnection: () => null,
       RoomMessagesConnectionEdge: () => null,
       PageInfo: () => null,
+      DocUpdate: () => null,
+      DocAwarenessUpdate: () => null,
     },
     optimistic: {
       sendMessage: (args, cache) => {
@@ -335,6 +344,7 @@ export function createRealtimeClient(options: RealtimeClientOptions): RealtimeCl
   const wsExchange = subscriptionExchange({
     forwardSubscription(request, operation) {
       const resume = operation.context.resume as ResumeSpec | undefined;
+      const live = operation.context.liveVariables as LiveVariables | undefined;
       let cursor: number | null = resume ? ((request.variables as Record<string, unknown> | undefined)?.[resume.variable] as number | null) ?? null : null;
       // graphql-ws re-sends this same payload object on every reconnect, so a
       // getter lets each resubscription carry the newest cursor.
@@ -342,7 +352,8 @@ export function createRealtimeClient(options: RealtimeClientOptions): RealtimeCl
         query: request.query ?? '',
         ...(request.operationName ? { operationName: request.operationName } : {}),
         get variables() {
-          return resume && cursor !== null ? { ...request.variables, [resume.variable]: cursor } : request.variables;
+          const variables = resume && cursor !== null ? { ...request.variables, [resume.variable]: cursor } : request.variables;
+          return live ? { ...variables, ...live() } : variables;
         },
       } as SubscribePayload;
       return {
