@@ -18,15 +18,20 @@ describe('rate limit configuration', () => {
       setTyping: { points: 60, durationSeconds: 10 },
       publishMetrics: { points: 1200, durationSeconds: 60 },
       upload: { points: 30, durationSeconds: 60 },
+      docUpdate: { points: 1200, durationSeconds: 60 },
+      docAwareness: { points: 600, durationSeconds: 60 },
     });
     // A fast typist (2 messages/s) and typing renewals every 300 ms stay below the defaults.
     expect(2 * 30).toBeLessThan(defaults.sendMessage!.points);
     expect(10_000 / 300).toBeLessThan(defaults.setTyping!.points);
+    // An editor sending an update per keystroke at 10 keys/s, and a cursor update every 200 ms.
+    expect(10 * 60).toBeLessThan(defaults.docUpdate!.points);
+    expect(5 * 60).toBeLessThan(defaults.docAwareness!.points);
 
     const tuned = rateLimitSettings(loadConfig({ RATE_LIMIT_SEND_MESSAGE: '5 / 2s', RATE_LIMIT_UPLOAD: 'off' }));
     expect(tuned.sendMessage).toEqual({ points: 5, durationSeconds: 2 });
     expect(tuned.upload).toBeNull();
-    expect(Object.values(rateLimitSettings(loadConfig({ RATE_LIMITS: 'off' })))).toEqual(Array(7).fill(null));
+    expect(Object.values(rateLimitSettings(loadConfig({ RATE_LIMITS: 'off' })))).toEqual(Array(9).fill(null));
   });
 
   it('rejects a malformed limit at start-up, naming the variable', () => {
