@@ -379,6 +379,36 @@ describe('shared documents: access, limits and awareness (PGlite)', () => {
     const hub = api.server.services.docAwareness as unknown as { size: number };
     await until(() => hub.size === 0, 5000);
   });
+
+  it('leaving the room ends both subscriptions and removes the leaver’s awareness state', async () => {
+    const benWs = client(ben.token);
+    const updates = collect(benWs, DOC_UPDATES, { docId });
+    const awareness = collect(benWs, DOC_AWARENESS, { docId });
+    await updates.waitFor(1);
+    await awareness.waitFor(1);
+    const benAwareness = new Awareness(new Y.Doc());
+    clearInterval(benAwareness._checkInterval);
+    benAwareness.setLocalState({ cursor: { anchor: 0, head: 0 } });
+    await execute(benWs, APPLY_AWARENESS, { docId, update: toBase64(encodeAwarenessUpdate(benAwareness, [benAwareness.clientID])) });
+
+    const anaAwareness = new Awareness(new Y.Doc());
+    const watch = collect<{ docAwareness: { update: string } }>(client(ana.token), DOC_AWARENESS, { docId });
+    const follow = () => {
+      for (const v of watch.values.splice(0)) applyAwarenessUpdate(anaAwareness, fromBase64(v.docAwareness.update), 'server');
+      return anaAwareness.getStates();
+    };
+    await until(() => follow().get(benAwareness.clientID)?.user?.id === ben.id);
+
+    expect((await gql(api.url, `mutation ($roomId: ID!) { leaveRoom(roomId: $roomId) }`, { roomId }, ben.token)).leaveRoom).toBe(true);
+    await updates.ended();
+    await awareness.ended();
+    expect(updates.errors).toEqual([]);
+    await until(() => !follow().has(benAwareness.clientID));
+    expect(errorCode((await http(api.url, APPLY_DOC_UPDATE, { docId, update: toBase64(typed('x')) }, ben.token)).body)).toBe('FORBIDDEN');
+    watch.dispose();
+    benAwareness.destroy();
+    anaAwareness.destroy();
+  });
 });
 
 describe.skipIf(!pgUp || !redisUp)('shared documents across two API processes (PostgreSQL + Redis)', () => {
@@ -453,8 +483,22 @@ describe.skipIf(!pgUp || !redisUp)('shared documents across two API processes (P
     applyAwarenessUpdate(lateAwareness, fromBase64(late.values[0]!.docAwareness.update), 'server');
     expect(lateAwareness.getStates().get(anaAwareness.clientID)?.user).toEqual({ id: ana.id, name: 'Ana' });
     late.dispose();
+
+    // A process that starts following a document asks the others for its current states:
+    // Ana's state, held by A only, reaches a first subscriber on B without waiting for a renewal.
+    const quietDoc = (await gql(a.url, CREATE_DOCUMENT, { roomId, title: 'Quiet' }, ana.token)).createDocument.id;
+    await execute(anaWs, APPLY_AWARENESS, { docId: quietDoc, update: toBase64(encodeAwarenessUpdate(anaAwareness, [anaAwareness.clientID])) });
+    const first = collect<{ docAwareness: { update: string } }>(caiWs, DOC_AWARENESS, { docId: quietDoc });
+    const firstAwareness = new Awareness(new Y.Doc());
+    await until(() => {
+      for (const v of first.values.splice(0)) applyAwarenessUpdate(firstAwareness, fromBase64(v.docAwareness.update), 'server');
+      return firstAwareness.getStates().has(anaAwareness.clientID);
+    }, 5000);
+    expect(firstAwareness.getStates().get(anaAwareness.clientID)?.user).toEqual({ id: ana.id, name: 'Ana' });
+    first.dispose();
+    firstAwareness.destroy();
     anaAwareness.destroy();
     benAwareness.destroy();
     lateAwareness.destroy();
-  });
+  }, 60_000);
 });
