@@ -229,6 +229,10 @@ builder.subscriptionField('docUpdates', (t) =>
         description: "The client's Yjs state vector (`Y.encodeStateVector(doc)`), base64; omit to receive the whole document.",
       }),
     },
+    // A live update is the same for every subscriber: executed once per
+    // distinct operation and shared (api/fanout/shared-results.ts). The sync
+    // event and resync catch-ups are each subscriber's own.
+    extensions: { sharedResultKey: (u: DocUpdateShape) => (u.sync || u.seq === undefined ? null : `${u.docId}:${u.seq}`) },
     subscribe: async (_root, args, ctx) => {
       let stateVector: Uint8Array | null = null;
       if (args.stateVector != null) {

@@ -146,6 +146,8 @@ describe.each(backends)('shared documents on %s', (backend) => {
     const text = await converged(editors);
     expectNoLostKeystrokes(editors, text);
     expect(pendingWhileOffline.length).toBeGreaterThan(0);
+    // Live updates are executed once and shared between the subscribers.
+    expect(api.server.fanoutStats().reuses).toBeGreaterThan(0);
     console.log(`[${backend}] 3 editors x 200 edits, C offline for edits 50-150: ${text.length} chars, ${editors.map((e) => `${e.name}: ${e.markers.length} markers, ${e.stats.sent} updates`).join(', ')}; C's resync ${offline.stats.syncBytes} B`);
   });
 

@@ -10,6 +10,8 @@ export interface DocUpdateShape {
   update: string;
   /** True for the first event: everything the client lacked when it subscribed. */
   sync: boolean;
+  /** The stored update's seq, for a live update (the same for every subscriber). */
+  seq?: number;
 }
 
 /** The seqs a subscriber already has: all up to `floor`, plus any that arrived ahead of a gap. */
@@ -83,7 +85,7 @@ export async function* docUpdateStream(
         const event = next.value;
         if (delivered.has(event.seq)) continue;
         delivered.add(event.seq);
-        yield { docId, update: event.update, sync: false };
+        yield { docId, update: event.update, sync: false, seq: event.seq };
       }
     } finally {
       stopListening();
