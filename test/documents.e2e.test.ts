@@ -7,12 +7,13 @@ import { collect, errorCode, gql, http, signUp, sleep, until, wsClient, type Tes
 import { APPLY_DOC_UPDATE, DOC_UPDATES, DocEditor, execute, fromBase64, seededRandom, toBase64 } from './helpers/doc-editor.ts';
 import { createScratchDatabase, postgresAvailable } from './helpers/postgres.ts';
 import { killLeftovers, startApiProcess, type ApiProcess } from './helpers/processes.ts';
-import { REDIS_TEST_URL, redisAvailable } from './helpers/redis.ts';
+import { REDIS_TEST_URL, redisAvailable, redisServerInstalled, startOwnRedis, type OwnRedis } from './helpers/redis.ts';
 import { startTestServer, type Backend, type TestServer } from './helpers/server.ts';
 
 // Both throw in CI when their server is missing, so CI cannot silently skip these cases.
 const pgUp = await postgresAvailable();
 const redisUp = await redisAvailable();
+const ownRedis = redisServerInstalled();
 
 const CREATE_ROOM = `mutation ($input: CreateRoomInput!) { createRoom(input: $input) { id } }`;
 const CREATE_DOCUMENT = `mutation ($roomId: ID!, $title: String!) { createDocument(roomId: $roomId, title: $title) { id roomId title createdBy { id name } createdAt updatedAt } }`;
@@ -502,5 +503,51 @@ describe.skipIf(!pgUp || !redisUp)('shared documents across two API processes (P
     anaAwareness.destroy();
     benAwareness.destroy();
     lateAwareness.destroy();
+  }, 60_000);
+});
+
+describe.skipIf(!ownRedis)('a document subscriber across a Redis restart', () => {
+  let redis: OwnRedis;
+  let api: TestServer;
+  const leftovers: { dispose(): Promise<void> | void }[] = [];
+
+  beforeAll(async () => {
+    redis = await startOwnRedis();
+    api = await startTestServer('pglite', { env: { REDIS_URL: redis.url, DOC_COMPACT_EVERY: '5' } });
+  });
+  afterAll(async () => {
+    for (const l of leftovers) await l.dispose();
+    await api?.dispose();
+    await redis?.dispose();
+  });
+
+  it('receives the updates stored while Redis was down as soon as it is back', async () => {
+    const [ana, ben] = await Promise.all([signUp(api.url, 'Ana'), signUp(api.url, 'Ben')]);
+    const roomId = (await gql(api.url, CREATE_ROOM, { input: { name: 'Outage', memberIds: [ben.id] } }, ana.token)).createRoom.id;
+    const docId = (await gql(api.url, CREATE_DOCUMENT, { roomId, title: 'Outage' }, ana.token)).createDocument.id;
+    const watcher = new DocEditor('B', api.wsUrl, ben.token, docId);
+    leftovers.push(watcher);
+    await watcher.connect();
+
+    const doc = new Y.Doc();
+    const text = doc.getText('content');
+    const type = async (chars: string) => {
+      const sv = Y.encodeStateVector(doc);
+      text.insert(text.length, chars);
+      const { body } = await http(api.url, APPLY_DOC_UPDATE, { docId, update: toBase64(Y.encodeStateAsUpdate(doc, sv)) }, ana.token);
+      expect(body.errors).toBeUndefined();
+    };
+    await type('before ');
+    await until(() => watcher.text.toString() === 'before ');
+
+    await redis.kill();
+    // Stored while the events cannot be published; enough of them to be compacted meanwhile.
+    for (const word of ['one ', 'two ', 'three ', 'four ', 'five ', 'six ', 'seven ']) await type(word);
+    expect(watcher.text.toString()).toBe('before ');
+    await redis.restart();
+    await until(() => watcher.text.toString() === text.toString(), 15_000);
+    expect(watcher.errors).toEqual([]);
+    await type('after');
+    await until(() => watcher.text.toString() === 'before one two three four five six seven after', 5000);
   }, 60_000);
 });
