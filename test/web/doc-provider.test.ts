@@ -3,6 +3,7 @@ import * as awarenessProtocol from 'y-protocols/awareness';
 import { afterEach, describe, expect, it } from 'vitest';
 import * as Y from 'yjs';
 import { createConnectionStore, type ConnectionStatus } from '../../web/src/client/connection-state.ts';
+import { memoryPersistence } from '../../web/src/docs/doc-persistence.ts';
 import { createDocProvider, DOC_TEXT, type DocProvider } from '../../web/src/docs/doc-provider.ts';
 import { PendingUpdates } from '../../web/src/docs/pending-updates.ts';
 import type { DocTransport, DocUpdateMessage, SendOutcome, SubscriptionHandlers } from '../../web/src/docs/transport.ts';
@@ -277,6 +278,48 @@ describe('DocProvider over an in-memory transport', () => {
     api.connect();
     await until(() => api.stored.length === 1);
     expect(textOf(api.stored)).toBe('restored');
+  });
+});
+
+describe('DocProvider persistence', () => {
+  it('keeps offline edits across a reload: shown at once, sent once connected', async () => {
+    const saved = memoryPersistence();
+    const first = fakeTransport('offline');
+    const before = provider(first.transport, { persistence: saved, saveDelayMs: 5 });
+    await new Promise((r) => setTimeout(r, 10)); // restored (nothing saved yet)
+    before.text.insert(0, 'typed offline');
+    await until(() => saved.map.get('d1')?.pending != null);
+    before.destroy(); // the page is closed
+
+    const api = fakeTransport('offline');
+    const after = provider(api.transport, { persistence: saved, saveDelayMs: 5 });
+    await until(() => after.text.toString() === 'typed offline');
+    await until(() => after.getSnapshot().pendingUpdates === 1);
+    api.connect();
+    await until(() => after.getSnapshot().status === 'synced');
+    expect(textOf(api.stored)).toBe('typed offline');
+    // Once confirmed, the saved copy has no pending edits left, but still the text.
+    await until(() => saved.map.get('d1')?.pending === null);
+    expect(textOf([saved.map.get('d1')!.state])).toBe('typed offline');
+  });
+
+  it('does not overwrite saved edits before they are restored', async () => {
+    const saved = memoryPersistence();
+    const doc = new Y.Doc();
+    doc.getText(DOC_TEXT).insert(0, 'kept');
+    await saved.save('d1', { state: Y.encodeStateAsUpdate(doc), pending: Y.encodeStateAsUpdate(doc) });
+    let release!: () => void;
+    const slow = { ...saved, load: async (id: string) => (await new Promise<void>((r) => (release = r)), saved.load(id)) };
+    const api = fakeTransport();
+    const p = provider(api.transport, { persistence: slow, saveDelayMs: 1 });
+    api.connect();
+    api.push(textUpdate((t) => t.insert(0, 'remote '), 7));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(saved.map.get('d1')!.pending).not.toBeNull();
+    release();
+    await until(() => textOf(api.stored).includes('kept'));
+    await until(() => p.getSnapshot().status === 'synced');
+    expect(p.text.toString()).toMatch(/^(kept)?remote (kept)?$/);
   });
 });
 

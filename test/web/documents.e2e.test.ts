@@ -158,4 +158,37 @@ describe('shared documents in Chromium', () => {
     await ana.page.getByRole('textbox', { name: 'Document text: Meeting notes' }).waitFor();
     await expect.poll(() => editorText(ana.page)).toBe(expected);
   });
+
+  step('edits typed offline survive a reload and are sent when the network is back', async () => {
+    // The service worker must hold the app shell to reload without a network.
+    await ben.page.evaluate(async () => {
+      await navigator.serviceWorker.ready;
+    });
+    await expect.poll(() => ben.page.evaluate(() => Boolean(navigator.serviceWorker.controller))).toBe(true);
+    const before = await editorText(ana.page);
+    proxy.pause();
+    proxy.cut();
+    await expect.poll(() => syncStatus(ben.page), { timeout: 20_000 }).toBe('offline');
+
+    const editor = ben.page.getByRole('textbox', { name: 'Document text: Meeting notes' });
+    await editor.click();
+    await ben.page.keyboard.press('Control+End');
+    await ben.page.keyboard.press('Enter');
+    await ben.page.keyboard.type('Written offline, then reloaded.', { delay: 15 });
+    await expect.poll(async () => Number(await ben.page.locator('.doc-status').getAttribute('data-pending'))).toBeGreaterThan(0);
+    // The editor saves to IndexedDB half a second after a change.
+    await ben.page.waitForTimeout(1000);
+
+    await ben.page.reload();
+    await editor.waitFor({ timeout: 20_000 });
+    await expect.poll(() => editorText(ben.page)).toBe(`${before}\nWritten offline, then reloaded.`);
+    expect(await syncStatus(ben.page)).not.toBe('synced');
+    expect(Number(await ben.page.locator('.doc-status').getAttribute('data-pending'))).toBeGreaterThan(0);
+    expect(await editorText(ana.page)).toBe(before);
+
+    proxy.resume();
+    await expect.poll(() => editorText(ana.page), { timeout: 40_000 }).toBe(`${before}\nWritten offline, then reloaded.`);
+    await expect.poll(() => syncStatus(ben.page), { timeout: 40_000 }).toBe('synced');
+    expect(await editorText(ben.page)).toBe(await editorText(ana.page));
+  });
 });

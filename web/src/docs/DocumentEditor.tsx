@@ -4,6 +4,7 @@ import { basicSetup } from 'codemirror';
 import { useEffect, useRef, useState, useSyncExternalStore } from 'react';
 import { yUndoManagerKeymap } from 'y-codemirror.next';
 import type { RealtimeClient } from '../client/index.ts';
+import { indexedDbPersistence } from './doc-persistence.ts';
 import { createDocProvider, type DocProvider, type DocSyncState } from './doc-provider.ts';
 import { realtimeDocTransport } from './realtime-transport.ts';
 import { collaboration } from './remote-cursors.ts';
@@ -58,7 +59,15 @@ function peopleIn(provider: DocProvider, viewerId: string): Person[] {
 
 /** One shared document in a collaborative CodeMirror editor, with who is here and the sync state. */
 export function DocumentEditor({ docId, title, client, viewer }: { docId: string; title: string; client: RealtimeClient; viewer: { id: string; name: string } }) {
-  const [provider] = useState(() => createDocProvider({ docId, transport: realtimeDocTransport(client), user: viewer }));
+  const [provider] = useState(() =>
+    createDocProvider({
+      docId,
+      transport: realtimeDocTransport(client),
+      user: viewer,
+      // Per user, like the chat's offline queue: another account in this browser never sends these edits.
+      ...(typeof indexedDB !== 'undefined' ? { persistence: indexedDbPersistence(`realtime-docs:${viewer.id}`) } : {}),
+    }),
+  );
   const host = useRef<HTMLDivElement>(null);
   const sync = useSyncExternalStore(provider.subscribe, provider.getSnapshot);
   const [people, setPeople] = useState<Person[]>(() => peopleIn(provider, viewer.id));

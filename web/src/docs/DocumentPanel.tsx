@@ -1,7 +1,7 @@
 import { useEffect, useState, type FormEvent } from 'react';
 import { useMutation, useQuery } from 'urql';
 import type { RealtimeClient } from '../client/index.ts';
-import { CreateDocumentDocument, RoomDocumentsDocument } from '../gql/graphql.ts';
+import { CreateDocumentDocument, RoomDocumentsDocument, type DocumentItemFragment } from '../gql/graphql.ts';
 import { DocumentEditor } from './DocumentEditor.tsx';
 
 /** The open document is kept in the page's `?doc=` so a reload (or a shared link) reopens it. */
@@ -14,6 +14,24 @@ function setDocInUrl(docId: string | null) {
   if (docId) url.searchParams.set('doc', docId);
   else url.searchParams.delete('doc');
   history.replaceState(history.state, '', url);
+}
+
+type KnownDocument = Pick<DocumentItemFragment, 'id' | 'title' | 'createdBy'>;
+
+/**
+ * The room's list as last loaded, so that a document opened offline (after a
+ * reload, say) still opens from its saved copy. Per user and room.
+ */
+function knownKey(viewerId: string, roomId: string) {
+  return `rt.documents:${viewerId}:${roomId}`;
+}
+
+function readKnown(viewerId: string, roomId: string): KnownDocument[] {
+  try {
+    return JSON.parse(localStorage.getItem(knownKey(viewerId, roomId)) ?? '[]') as KnownDocument[];
+  } catch {
+    return [];
+  }
 }
 
 /** A room's shared documents beside the chat: the list, a form to create one, and the open one in the editor. */
@@ -32,7 +50,13 @@ export function DocumentPanel({ roomId, client, viewer }: { roomId: string; clie
   const [creating, createDocument] = useMutation(CreateDocumentDocument);
   const [problem, setProblem] = useState<string | null>(null);
   const [openId, setOpenId] = useState<string | null>(docFromUrl);
-  const documents = data?.room.documents ?? [];
+  const [known] = useState(() => readKnown(viewer.id, roomId));
+  const documents: KnownDocument[] = data?.room.documents ?? known;
+  useEffect(() => {
+    if (!data) return;
+    const list = data.room.documents.map(({ id, title, createdBy }) => ({ id, title, createdBy }));
+    localStorage.setItem(knownKey(viewer.id, roomId), JSON.stringify(list));
+  }, [data, viewer.id, roomId]);
   const open = documents.find((d) => d.id === openId);
 
   function select(docId: string | null) {

@@ -3,6 +3,7 @@ import * as awarenessProtocol from 'y-protocols/awareness';
 import * as Y from 'yjs';
 import { reconnectDelayMs, type BackoffOptions } from '../client/backoff.ts';
 import type { ConnectionState } from '../client/connection-state.ts';
+import type { DocPersistence } from './doc-persistence.ts';
 import { PendingUpdates } from './pending-updates.ts';
 import type { DocTransport, SendOutcome } from './transport.ts';
 import { userColor } from './user-color.ts';
@@ -56,6 +57,14 @@ export interface DocProviderOptions {
   minSendIntervalMs?: number;
   /** Retry schedule after a send that did not reach the API. Default: the client's reconnect schedule. */
   retry?: BackoffOptions;
+  /**
+   * Keeps the document and its unconfirmed edits across reloads (e.g.
+   * {@link indexedDbPersistence}): reopened offline, it shows the last known
+   * text, and edits typed offline before a reload are still sent.
+   */
+  persistence?: DocPersistence;
+  /** How long after a change the document is saved to `persistence`. Default 500 ms. */
+  saveDelayMs?: number;
 }
 
 /** See {@link createDocProvider}. */
@@ -93,8 +102,9 @@ const REMOTE = Symbol('doc-provider-remote');
  *   reconnect; remote ones come from `docAwareness`; on destroy (and page
  *   hide) the local state is published as `null`.
  *
- * The pending buffer lives in memory: edits made offline survive reconnects
- * but not a page reload while still offline.
+ * With `persistence`, the document and the pending buffer are also saved
+ * (debounced, and on page hide), and restored when the document is opened
+ * again: the saved edits go back into the buffer and are sent.
  */
 export function createDocProvider(options: DocProviderOptions): DocProvider {
   const { docId, transport } = options;
@@ -154,12 +164,52 @@ export function createDocProvider(options: DocProviderOptions): DocProvider {
     changed();
   }
 
+  // ---- Persistence: restore first (a save before that would overwrite the saved edits), then save after changes.
+  const { persistence } = options;
+  const saveDelayMs = options.saveDelayMs ?? 500;
+  let restored = !persistence;
+  let saveTimer: ReturnType<typeof setTimeout> | undefined;
+
+  function scheduleSave() {
+    if (!persistence || destroyed || saveTimer !== undefined) return;
+    saveTimer = setTimeout(saveNow, saveDelayMs);
+  }
+
+  function saveNow() {
+    clearTimeout(saveTimer);
+    saveTimer = undefined;
+    if (!persistence || !restored) return;
+    persistence.save(docId, { state: Y.encodeStateAsUpdate(doc), pending: pending.merged() }).catch(() => {
+      // Storage full or unavailable: the document still syncs while the page is open.
+    });
+  }
+
+  if (persistence) {
+    persistence.load(docId).then(
+      (saved) => {
+        if (destroyed) return;
+        // The edits first: the saved state holds them too, so applying it would not report them again.
+        if (saved?.pending) pending.add(saved.pending);
+        if (saved?.state) Y.applyUpdate(doc, saved.state, REMOTE);
+        restored = true;
+        changed();
+        scheduleSave();
+        pump();
+      },
+      () => {
+        restored = true;
+      },
+    );
+  }
+
   // ---- Document updates: local ones out, remote ones in.
   // Content the doc held before the provider attached is sent too.
   if (doc.store.clients.size > 0) pending.add(Y.encodeStateAsUpdate(doc));
 
   const onUpdate = (update: Uint8Array, origin: unknown) => {
-    if (origin === REMOTE || destroyed) return;
+    if (destroyed) return;
+    scheduleSave();
+    if (origin === REMOTE) return;
     pending.add(update);
     changed();
     // Coalesce the updates of one burst (a paste, an undo) into one request.
@@ -181,6 +231,7 @@ export function createDocProvider(options: DocProviderOptions): DocProvider {
     if (destroyed) return;
     if (outcome.ok) {
       pending.ack();
+      scheduleSave();
       failures = 0;
       batchLimit = Infinity;
       changed();
@@ -308,7 +359,10 @@ export function createDocProvider(options: DocProviderOptions): DocProvider {
     }
   });
 
-  const onPageHide = () => publishGone();
+  const onPageHide = () => {
+    saveNow();
+    publishGone();
+  };
   const win = typeof window !== 'undefined' ? window : undefined;
   win?.addEventListener('pagehide', onPageHide);
 
@@ -344,6 +398,7 @@ export function createDocProvider(options: DocProviderOptions): DocProvider {
     },
     destroy() {
       if (destroyed) return;
+      saveNow();
       publishGone();
       destroyed = true;
       win?.removeEventListener('pagehide', onPageHide);
