@@ -1,5 +1,7 @@
+import { fromBase64 } from 'lib0/buffer';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import * as Y from 'yjs';
 import { createMemoryStorage, createRealtimeClient, type RealtimeClient } from '../../web/src/client/index.ts';
 import { createDocProvider, type DocProvider } from '../../web/src/docs/doc-provider.ts';
 import { realtimeDocTransport } from '../../web/src/docs/realtime-transport.ts';
@@ -48,6 +50,8 @@ interface Editor {
   proxy: TcpProxy;
   client: RealtimeClient;
   provider: DocProvider;
+  /** The state vectors `docUpdates` was (re)subscribed with, in order. */
+  stateVectors: string[];
 }
 
 /** A user's web client (behind its own proxy) with the document open. */
@@ -62,13 +66,25 @@ async function open(user: TestUser, docId: string): Promise<Editor> {
     reconnect: FAST,
     requestTimeoutMs: 5_000,
   });
-  const provider = createDocProvider({ docId, transport: realtimeDocTransport(client), user: { id: user.id, name: user.name }, retry: FAST });
+  const transport = realtimeDocTransport(client);
+  const stateVectors: string[] = [];
+  const subscribeUpdates = transport.subscribeUpdates;
+  transport.subscribeUpdates = (id, stateVector, handlers) =>
+    subscribeUpdates(
+      id,
+      () => {
+        stateVectors.push(stateVector());
+        return stateVectors.at(-1)!;
+      },
+      handlers,
+    );
+  const provider = createDocProvider({ docId, transport, user: { id: user.id, name: user.name }, retry: FAST });
   cleanup.push(
     () => proxy.close(),
     () => client.dispose(),
     () => provider.destroy(),
   );
-  return { user, proxy, client, provider };
+  return { user, proxy, client, provider, stateVectors };
 }
 
 /** A seeded generator, so a failure can be replayed. */
@@ -140,6 +156,10 @@ describe('document providers against the real server', () => {
     );
     const final = a.provider.text.toString();
     for (const mark of marks) expect(final).toContain(mark);
+    // Ben resubscribed with the state vector he had when the connection came back, not the first one.
+    const resubscribedWith = b.stateVectors.at(-1)!;
+    expect(resubscribedWith).not.toBe(b.stateVectors[0]);
+    expect(Y.decodeStateVector(fromBase64(resubscribedWith)).get(b.provider.doc.clientID)).toBeGreaterThan(0);
 
     // A late joiner loads the same text from the server.
     const c = await open(cy, docId);
@@ -165,6 +185,7 @@ describe('document providers against the real server', () => {
       c.proxy.cut();
       await sleep(300);
       c.proxy.resume();
+      await until(() => status(c) !== 'offline', 10_000);
     }
     await run;
     const texts = () => editors.map((e) => e.provider.text.toString());
