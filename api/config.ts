@@ -36,6 +36,8 @@ const ConfigSchema = z
     FANOUT_SHARING: z.enum(['on', 'off']).default('on'),
     /** Events one subscription may have waiting for a slow client before its socket is closed (1013) to resume later. */
     SUBSCRIPTION_QUEUE_LIMIT: z.coerce.number().int().min(10).default(1000),
+    /** Unsent bytes one WebSocket may hold for feed subscriptions (messageAdded) before it is closed (1013) to resume later. */
+    WS_MAX_BUFFERED_BYTES: z.coerce.number().int().min(64 * 1024).default(4 * 1024 * 1024),
     /** Subscriptions one WebSocket may run at once. */
     WS_MAX_SUBSCRIPTIONS: z.coerce.number().int().min(1).default(100),
     /** WebSocket connections one user may hold on one API process (tabs, devices). */

@@ -3,12 +3,14 @@ import type { IncomingMessage } from 'node:http';
 import { GraphQLError, type ExecutionArgs } from 'graphql';
 import { CloseCode } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
-import type { WebSocketServer } from 'ws';
+import type { WebSocket, WebSocketServer } from 'ws';
 import type { YogaServerInstance } from 'graphql-yoga';
-import type { Viewer } from '../schema/context.ts';
+import type { Context, Viewer } from '../schema/context.ts';
+import type { OrderedFeed } from '../schema/lib/feed.ts';
 import type { Authenticated } from './auth/authenticate.ts';
 import { bearerToken } from './auth/tokens.ts';
 import type { Logger } from './logger.ts';
+import { FeedHubs, orderedFeedOf } from './fanout/feed-hub.ts';
 import { planSharedResults, SharedResults, subscribeShared, type SharedPlan } from './fanout/shared-results.ts';
 import { isDbUnavailable } from './ops/db-errors.ts';
 import { subscriptionRootField, type RootField } from './ops/root-field.ts';
@@ -54,6 +56,10 @@ export interface GraphqlWsOptions {
   trackExecution?<T>(work: Promise<T>): Promise<T>;
   /** Execute each event once for all subscribers with the same operation (default), or once per subscriber. */
   shareResults?: boolean;
+  /** The context a shared event is executed with, from a subscriber's (fresh loaders). */
+  eventContext?(subscriberContext: Context): Context;
+  /** Unsent bytes a socket may hold for feed subscriptions before it is closed as a slow consumer (1013). */
+  maxBufferedBytes?: number;
   log: Logger;
 }
 
@@ -61,6 +67,8 @@ export interface GraphqlWsOptions {
 export interface SubscriptionObserver {
   /** A `next` frame is about to be sent; `value` is the result's data under the root field. */
   resultSent(field: string, value: unknown): void;
+  /** The same `next` frame was sent to `count` subscribers. */
+  resultsSent?(field: string, value: unknown, count: number): void;
 }
 
 interface RootValue {
@@ -68,6 +76,8 @@ interface RootValue {
   subscribe(args: ExecutionArgs): unknown;
   /** Set when this subscription's per-event results can be shared. */
   shared?: SharedPlan | null;
+  /** Set when the shared results come from an ordered feed: one hub per key writes the frames. */
+  feed?: { source: OrderedFeed<{ seq: number }>; socket: WebSocket; id: string } | null;
 }
 
 /**
@@ -85,6 +95,8 @@ export function attachGraphqlWs({
   observer,
   trackExecution,
   shareResults = true,
+  eventContext = (ctx) => ctx,
+  maxBufferedBytes = 4 * 1024 * 1024,
   limits = { maxSubscriptionsPerConnection: 100, maxConnectionsPerUser: 20 },
   log,
 }: GraphqlWsOptions) {
@@ -92,6 +104,16 @@ export function attachGraphqlWs({
   // The fan-out hot path: an event for a room with thousands of subscribers
   // is executed once per distinct operation, not once per subscriber.
   const sharedResults = new SharedResults();
+  const feeds = new FeedHubs({
+    shared: sharedResults,
+    log,
+    maxBufferedBytes,
+    eventContext,
+    resultsSent: (field, value, count) => {
+      if (observer?.resultsSent) observer.resultsSent(field, value, count);
+      else for (let i = 0; i < count; i++) observer?.resultSent(field, value);
+    },
+  });
   // Root fields of the subscriptions of each connection, for metrics.
   const running = new Map<{ subscriptions: Record<string, unknown> }, Map<string, RootField>>();
   const server = useServer<Record<string, unknown> | undefined, ConnectionExtra>(
@@ -102,6 +124,7 @@ export function attachGraphqlWs({
       },
       subscribe: (args) => {
         const root = args.rootValue as RootValue;
+        if (root.shared && root.feed) return feeds.subscribe(args, root.shared, root.feed.source, root.feed.socket, root.feed.id) as never;
         return (root.shared ? subscribeShared(args, root.shared, sharedResults, log) : root.subscribe(args)) as never;
       },
       onConnect: async (ctx) => {
@@ -171,6 +194,8 @@ export function attachGraphqlWs({
         const contextValue = await contextFactory();
         const root = subscriptionRootField(document, payload.operationName);
         if (root) running.set(ctx, (running.get(ctx) ?? new Map<string, RootField>()).set(id, root));
+        const shared = shareResults ? planSharedResults(schema, document, payload.operationName, payload.variables) : null;
+        const source = shared && root ? orderedFeedOf(schema.getSubscriptionType()?.getFields()[root.field]?.extensions) : undefined;
         return {
           schema,
           operationName: payload.operationName ?? null,
@@ -180,7 +205,8 @@ export function attachGraphqlWs({
           rootValue: {
             execute,
             subscribe,
-            shared: shareResults ? planSharedResults(schema, document, payload.operationName, payload.variables) : null,
+            shared,
+            feed: source ? { source, socket: ctx.extra.socket, id } : null,
           } satisfies RootValue,
         };
       },

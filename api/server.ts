@@ -217,6 +217,8 @@ export async function createServer(deps: ServerDeps): Promise<ApiServer> {
     yoga,
     log,
     shareResults: config.FANOUT_SHARING === 'on',
+    eventContext: (ctx) => ({ ...ctx, loaders: createLoaders(db, presence) }),
+    maxBufferedBytes: config.WS_MAX_BUFFERED_BYTES,
     observer: metrics,
     trackExecution: (work) => inFlight.track(work),
     authenticate: (token) => authenticate(db, tokens, token),

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { isId, requireRoomMember, requireViewer } from './access.ts';
 import { Attachment } from './attachment.ts';
 import { builder, type MessageShape } from './builder.ts';
-import type { Context } from './context.ts';
+import type { Context, Services } from './context.ts';
 import { ErrorCode, badInput, unavailable, userError } from './errors.ts';
 import type { MessageEvent } from './events.ts';
 import { Room } from './room.ts';
@@ -12,6 +12,7 @@ import { DateTime } from './scalars.ts';
 import { User } from './user.ts';
 import { parseInput } from './validation.ts';
 import { advanceReadMark } from './lib/read-marks.ts';
+import { mapIterator, type OrderedFeed } from './lib/feed.ts';
 import { memberRoomStream } from './lib/streams.ts';
 import { limitRate } from './lib/rate-limit.ts';
 
@@ -237,7 +238,9 @@ builder.subscriptionField('messageAdded', (t) =>
     },
     // A message is the same for every subscriber: its result is executed once
     // per distinct operation and shared (see api/fanout/shared-results.ts).
-    extensions: { sharedResultKey: (message: MessageShape) => `${message.roomId}:${message.seq}` },
+    // One ordered feed per room and process serves every subscriber that can
+    // share results (see api/fanout/feed-hub.ts).
+    extensions: { sharedResultKey: (message: MessageShape) => `${message.roomId}:${message.seq}`, orderedFeed: roomMessageFeed },
     subscribe: (_root, args, ctx) => {
       if (args.afterSeq != null && args.afterSeq < 0) throw badInput('afterSeq must be 0 or more.', 'afterSeq');
       return memberRoomStream(ctx, String(args.roomId), (_viewer, signal) => roomMessages(ctx, String(args.roomId), args.afterSeq ?? null, signal));
@@ -264,14 +267,7 @@ async function* roomMessages(ctx: Context, roomId: string, afterSeq: number | nu
       cursor = room.lastSeq;
     } else {
       cursor = afterSeq;
-      const limit = ctx.limits.maxReplay;
-      const pending = await ctx.db.message.count({ where: { roomId, seq: { gt: afterSeq } } });
-      if (pending > limit) {
-        const room = await ctx.db.room.findUniqueOrThrow({ where: { id: roomId }, select: { lastSeq: true } });
-        throw new GraphQLError(`More than ${limit} messages were sent after seq ${afterSeq}; load history and resubscribe.`, {
-          extensions: { code: 'BACKLOG_TOO_LARGE', limit, lastSeq: room.lastSeq },
-        });
-      }
+      await checkBacklog(ctx, roomId, afterSeq);
       for (const m of await range(ctx, roomId, afterSeq, null)) {
         yield m;
         cursor = m.seq;
@@ -323,10 +319,46 @@ async function* roomMessages(ctx: Context, roomId: string, afterSeq: number | nu
 const RESYNC = Symbol('resync');
 
 /** Stored messages with after < seq < before (before omitted: all after). */
-function range(ctx: Context, roomId: string, after: number, before: number | null): Promise<MessageShape[]> {
+function range(ctx: Pick<Services, 'db'>, roomId: string, after: number, before: number | null): Promise<MessageShape[]> {
   return ctx.db.message.findMany({
     where: { roomId, seq: before === null ? { gt: after } : { gt: after, lt: before } },
     orderBy: { seq: 'asc' },
     include: messageInclude,
   });
 }
+
+/** Checks the backlog after `afterSeq` is within the replay limit (BACKLOG_TOO_LARGE otherwise). */
+async function checkBacklog(ctx: Context, roomId: string, afterSeq: number): Promise<void> {
+  const limit = ctx.limits.maxReplay;
+  const pending = await ctx.db.message.count({ where: { roomId, seq: { gt: afterSeq } } });
+  if (pending > limit) {
+    const room = await ctx.db.room.findUniqueOrThrow({ where: { id: roomId }, select: { lastSeq: true } });
+    throw new GraphQLError(`More than ${limit} messages were sent after seq ${afterSeq}; load history and resubscribe.`, {
+      extensions: { code: 'BACKLOG_TOO_LARGE', limit, lastSeq: room.lastSeq },
+    });
+  }
+}
+
+/** messageAdded as one feed per room: the same authorization, replay limit and order as roomMessages. */
+const roomMessageFeed: OrderedFeed<MessageShape> = {
+  async open(ctx, args) {
+    const roomId = String(args.roomId);
+    const afterSeq = (args.afterSeq as number | null | undefined) ?? null;
+    if (afterSeq !== null && afterSeq < 0) throw badInput('afterSeq must be 0 or more.', 'afterSeq');
+    const viewer = await requireRoomMember(ctx, roomId);
+    if (afterSeq !== null) await checkBacklog(ctx, roomId, afterSeq);
+    return { key: roomId, userId: viewer.id, afterSeq };
+  },
+  async live(services, roomId) {
+    return mapIterator(await services.pubsub.subscribe('message:added', roomId), fromEvent);
+  },
+  async leaves(services, roomId) {
+    const events = await services.pubsub.subscribe('member:changed', roomId);
+    return mapIterator(events, (e) => (e.change === 'left' ? e.userId : null));
+  },
+  async head(services, roomId) {
+    return (await services.db.room.findUniqueOrThrow({ where: { id: roomId }, select: { lastSeq: true } })).lastSeq;
+  },
+  range: (services, roomId, after, before) => range(services, roomId, after, before),
+  eventKey: (message) => `${message.roomId}:${message.seq}`,
+};

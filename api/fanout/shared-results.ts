@@ -158,7 +158,7 @@ function isAsyncIterator(value: unknown): value is AsyncIterator<unknown> {
   return typeof (value as AsyncIterator<unknown>)?.next === 'function';
 }
 
-function maskUnexpected(result: ExecutionResult, log: Logger): ExecutionResult {
+export function maskUnexpected(result: ExecutionResult, log: Logger): ExecutionResult {
   if (!result.errors) return result;
   return {
     ...result,

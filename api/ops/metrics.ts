@@ -30,6 +30,8 @@ export interface ServerMetrics {
    * under the root field (null or undefined when it carries only errors).
    */
   resultSent(field: string, value: unknown, now?: number): void;
+  /** The same result was sent to `count` subscribers at once. */
+  resultsSent(field: string, value: unknown, count: number, now?: number): void;
   dbError(): void;
   redisError(connection: string): void;
   /** A rate limit refused a use of `action` (sendMessage, signInIp, …). */
@@ -112,6 +114,18 @@ export function createServerMetrics(): ServerMetrics {
     registers: [registry],
   });
 
+  const resultsSent: ServerMetrics['resultsSent'] = (field, value, count, now = Date.now()) => {
+    if (field !== MESSAGE_FIELD || value === null || typeof value !== 'object' || count < 1) return;
+    delivered.inc(count);
+    const createdAt = (value as { createdAt?: unknown }).createdAt;
+    if (typeof createdAt !== 'string') return;
+    const stored = Date.parse(createdAt);
+    // Clocks of two processes can disagree by a little; a negative age is that skew, not a delivery time.
+    if (!Number.isFinite(stored)) return;
+    const age = Math.max(0, now - stored) / 1000;
+    for (let i = 0; i < count; i++) latency.observe(age);
+  };
+
   return {
     registry,
     schema: { messagePublished: () => published.inc() },
@@ -124,15 +138,8 @@ export function createServerMetrics(): ServerMetrics {
     countSubscriptionsWith(count) {
       running = count;
     },
-    resultSent(field, value, now = Date.now()) {
-      if (field !== MESSAGE_FIELD || value === null || typeof value !== 'object') return;
-      delivered.inc();
-      const createdAt = (value as { createdAt?: unknown }).createdAt;
-      if (typeof createdAt !== 'string') return;
-      const stored = Date.parse(createdAt);
-      // Clocks of two processes can disagree by a little; a negative age is that skew, not a delivery time.
-      if (Number.isFinite(stored)) latency.observe(Math.max(0, now - stored) / 1000);
-    },
+    resultSent: (field, value, now = Date.now()) => resultsSent(field, value, 1, now),
+    resultsSent,
     dbError: () => dbErrors.inc(),
     redisError: (connection) => redisErrors.inc({ connection }),
     rateLimited: (action) => refusals.inc({ action }),

@@ -56,6 +56,8 @@ const HELP = `Usage: npm run bench -- [options]
   --api-env K=V       extra environment for the API processes (repeatable); RATE_LIMITS=off
                       and WS_MAX_CONNECTIONS_PER_USER=subscribers/users are set unless given here
   --api-root DIR      run the API of another checkout (default: this repository)
+  --cpu-prof DIR      write a V8 CPU profile of each server target into DIR (node --cpu-prof;
+                      open in Chrome DevTools or summarize with scripts/bench/top-frames.ts)
   --out FILE          JSON results (default bench-results/bench-<time>.json)
   --help`;
 
@@ -73,6 +75,7 @@ const { values: args } = parseArgs({
     settle: { type: 'string', default: '2' },
     'api-env': { type: 'string', multiple: true, default: [] },
     'api-root': { type: 'string' },
+    'cpu-prof': { type: 'string' },
     out: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
@@ -215,6 +218,13 @@ type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K>
  * can run a full GC before reading RSS (nothing attaches otherwise).
  */
 const INSPECT = ['--inspect=127.0.0.1:0'];
+/** Node flags for a server target: the inspector (GC before RSS readings), and a CPU profile when asked. */
+function serverNodeArgs(target: string): string[] {
+  const dir = args['cpu-prof'];
+  if (!dir) return INSPECT;
+  mkdirSync(resolve(dir), { recursive: true });
+  return [...INSPECT, '--cpu-prof', `--cpu-prof-dir=${resolve(dir)}`, `--cpu-prof-name=${target}-${Date.now()}.cpuprofile`];
+}
 const WARM_UP_SUBSCRIBERS = 100;
 
 /** VmRSS after a full GC in the process (when the inspector answers), and before it. */
@@ -237,7 +247,7 @@ interface Started {
 }
 
 async function startRaw(): Promise<Started> {
-  const server = spawnNode('raw server', 'scripts/bench/raw-server.ts', { env: { ...baseEnv, NODE_ENV: 'production' }, fdLimit: fdTarget, ipc: true, nodeArgs: INSPECT });
+  const server = spawnNode('raw server', 'scripts/bench/raw-server.ts', { env: { ...baseEnv, NODE_ENV: 'production' }, fdLimit: fdTarget, ipc: true, nodeArgs: serverNodeArgs('raw') });
   const stop = () => server.stop(3000);
   cleanups.push(stop);
   const [, origin] = await waitForOutput(server, /RAW ready: (http:\/\/\S+)/, 30_000);
@@ -300,7 +310,7 @@ async function startApi(kind: 'pglite' | 'postgres'): Promise<Started> {
   // Many connections per user, like browser tabs: the per-user cap must let the pool hold them all.
   env.WS_MAX_CONNECTIONS_PER_USER = String(Math.ceil(params.subscribers / params.users) + 10);
   Object.assign(env, apiEnv);
-  const server = spawnNode(`API (${kind})`, 'api/main.ts', { env, fdLimit: fdTarget, cwd: apiRoot, nodeArgs: INSPECT });
+  const server = spawnNode(`API (${kind})`, 'api/main.ts', { env, fdLimit: fdTarget, cwd: apiRoot, nodeArgs: serverNodeArgs(kind) });
   const stop = () => server.stop(10_000);
   cleanups.push(stop);
   const [, url] = await waitForOutput(server, /API ready: (http:\/\/\S+)/, 120_000);
