@@ -124,7 +124,13 @@ export function attachGraphqlWs({
       },
       subscribe: (args) => {
         const root = args.rootValue as RootValue;
-        if (root.shared && root.feed) return feeds.subscribe(args, root.shared, root.feed.source, root.feed.socket, root.feed.id) as never;
+        if (root.shared && root.feed) {
+          const started = feeds.subscribe(args, root.shared, root.feed.source, root.feed.socket, root.feed.id);
+          // graphql-ws keeps each subscription's arguments while it runs; a feed
+          // subscription needs neither its context nor its root value any more
+          // (the feed executes with its own), so they are released.
+          return started.finally(() => Object.assign(args, { contextValue: undefined, rootValue: undefined })) as never;
+        }
         return (root.shared ? subscribeShared(args, root.shared, sharedResults, log) : root.subscribe(args)) as never;
       },
       onConnect: async (ctx) => {

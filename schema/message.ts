@@ -356,6 +356,10 @@ const roomMessageFeed: OrderedFeed<MessageShape> = {
     const events = await services.pubsub.subscribe('member:changed', roomId);
     return mapIterator(events, (e) => (e.change === 'left' ? e.userId : null));
   },
+  async members(services, roomId, userIds) {
+    const rows = await services.db.roomMember.findMany({ where: { roomId, userId: { in: userIds } }, select: { userId: true } });
+    return new Set(rows.map((r) => r.userId));
+  },
   async head(services, roomId) {
     return (await services.db.room.findUniqueOrThrow({ where: { id: roomId }, select: { lastSeq: true } })).lastSeq;
   },

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { Context } from './context.ts';
 import { requireRoomMember, requireViewer, isId } from './access.ts';
 import { builder, type RoomShape } from './builder.ts';
 import { badInput, forbidden, notFound } from './errors.ts';
@@ -122,9 +123,7 @@ builder.mutationField('createRoom', (t) =>
         },
         select: roomSelect,
       });
-      for (const userId of [viewer.id, ...others]) {
-        await ctx.pubsub.publish('member:changed', room.id, { roomId: room.id, userId, change: 'joined' });
-      }
+      for (const userId of [viewer.id, ...others]) await publishMembership(ctx, room.id, userId, 'joined');
       ctx.notifications.onMembersAdded(room, others, { id: viewer.id, name: viewer.name });
       return room;
     },
@@ -154,7 +153,7 @@ builder.mutationField('joinRoom', (t) =>
         create: { roomId, userId: viewer.id },
         update: {},
       });
-      await ctx.pubsub.publish('member:changed', roomId, { roomId, userId: viewer.id, change: 'joined' });
+      await publishMembership(ctx, roomId, viewer.id, 'joined');
       return shape;
     },
   }),
@@ -174,9 +173,23 @@ builder.mutationField('leaveRoom', (t) =>
       if (!exists) throw notFound('Room');
       const { count } = await ctx.db.roomMember.deleteMany({ where: { roomId, userId: viewer.id } });
       if (count > 0) {
-        await ctx.pubsub.publish('member:changed', roomId, { roomId, userId: viewer.id, change: 'left' });
+        await publishMembership(ctx, roomId, viewer.id, 'left');
       }
       return count > 0;
     },
   }),
 );
+
+/**
+ * Announces a membership change that is already stored. A broker outage does
+ * not turn it into an error (the client would retry a change that happened):
+ * it is logged, and room feeds re-check their subscribers' membership when
+ * the broker is back.
+ */
+async function publishMembership(ctx: Context, roomId: string, userId: string, change: 'joined' | 'left'): Promise<void> {
+  try {
+    await ctx.pubsub.publish('member:changed', roomId, { roomId, userId, change });
+  } catch (error) {
+    ctx.log.error({ err: error, roomId, userId, change }, 'publishing member:changed failed');
+  }
+}

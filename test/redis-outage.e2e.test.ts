@@ -35,7 +35,18 @@ describe.skipIf(!canRun)('a Redis restart under a running API', () => {
     await gql(t.url, SEND, { input: { roomId, body: 'before', clientId: 'before' } }, ana.token);
     await seen.waitFor(1);
 
+    const quietRoomId = (await gql(t.url, `mutation { createRoom(input: { name: "Quiet" }) { id } }`, {}, ana.token)).createRoom.id;
+    const ben = await signUp(t.url, 'Ben');
+    await gql(t.url, `mutation ($r: ID!) { joinRoom(roomId: $r) { id } }`, { r: roomId }, ben.token);
+    const benWs = wsClient(t.wsUrl, ben.token);
+    clients.push(benWs);
+    const benSees = collect(benWs, SUBSCRIBE, { roomId, afterSeq: 1 });
     await redis.kill();
+    // Membership changes are stored and answered during the outage (their events are lost)...
+    const created = await http(t.url, `mutation { createRoom(input: { name: "During" }) { id } }`, {}, ana.token);
+    expect(created.body.errors).toBeUndefined();
+    const left = await http(t.url, `mutation ($r: ID!) { leaveRoom(roomId: $r) }`, { r: roomId }, ben.token);
+    expect(left.body).toMatchObject({ data: { leaveRoom: true } });
     // Stored and acknowledged even though the event cannot be published now.
     for (const body of ['during-1', 'during-2']) {
       const res = await http(t.url, SEND, { input: { roomId, body, clientId: body } }, ana.token);
@@ -46,11 +57,15 @@ describe.skipIf(!canRun)('a Redis restart under a running API', () => {
     // What cannot work without Redis says so with a retryable code, not a masked error.
     const typing = await http(t.url, `mutation ($r: ID!) { setTyping(roomId: $r, isTyping: true) }`, { r: roomId }, ana.token);
     expect(typing.body.errors?.[0]?.extensions).toMatchObject({ code: 'UNAVAILABLE', retryable: true });
+    // A subscription that needs a new broker subscription (a room nobody on
+    // this process follows yet) is refused with a retryable code...
     const lateWs = wsClient(t.wsUrl, ana.token);
     clients.push(lateWs);
-    const late = collect(lateWs, SUBSCRIBE, { roomId });
-    await late.ended(15_000);
-    expect(JSON.stringify(late.errors)).toContain('UNAVAILABLE');
+    const refused = collect(lateWs, SUBSCRIBE, { roomId: quietRoomId });
+    await refused.ended(15_000);
+    expect(JSON.stringify(refused.errors)).toContain('UNAVAILABLE');
+    // ...while one joining the room's running feed is accepted, and catches up once Redis is back.
+    const joined = collect(lateWs, SUBSCRIBE, { roomId, afterSeq: 1 });
 
     await redis.restart();
     // Wait until the API reports Redis reachable again (both connections back).
@@ -66,6 +81,12 @@ describe.skipIf(!canRun)('a Redis restart under a running API', () => {
       [4, 'after'],
     ]);
     expect(seen.errors).toEqual([]);
+    expect((await joined.waitFor(3, 5000)).map((v) => v.messageAdded.seq)).toEqual([2, 3, 4]);
+    // ...and the room's feed re-checks membership once Redis is back: Ben, who left, gets nothing more.
+    await benSees.ended(5000);
+    expect(benSees.completed).toBe(true);
+    expect(benSees.values).toEqual([]);
+    expect(joined.errors).toEqual([]);
   });
 });
 

@@ -202,7 +202,7 @@ class Hub {
     this.leaves = await feed.leaves(services, key);
     this.cursor = await feed.head(services, key);
     // Events published during a broker outage never arrive: read them from the database.
-    this.stopReconnect = services.pubsub.onReconnect(() => void this.serial(() => this.fill(null)));
+    this.stopReconnect = services.pubsub.onReconnect(() => void this.serial(() => this.recover()));
     void this.pump();
     void this.watchLeaves();
   }
@@ -210,7 +210,7 @@ class Hub {
   add(operationKey: string, args: ExecutionArgs, field: string, responseKey: string, socket: WebSocket, id: string, userId: string, afterSeq: number | null): Subscriber {
     let group = this.groups.get(operationKey);
     if (!group) {
-      group = { operationKey, args, field, responseKey, subs: new Set() };
+      group = { operationKey, args: { ...args }, field, responseKey, subs: new Set() };
       this.groups.set(operationKey, group);
     }
     const sub: Subscriber = {
@@ -284,7 +284,7 @@ class Hub {
     while (!this.closed) {
       try {
         this.live = await this.feed.live(this.services, this.key);
-        await this.serial(() => this.fill(null));
+        await this.serial(() => this.recover());
         return;
       } catch (error) {
         this.hubs.options.log.warn({ err: error, key: this.key }, 'feed subscribe failed; retrying');
@@ -303,6 +303,14 @@ class Hub {
       this.hubs.options.log.warn({ err: error, key: this.key }, 'feed membership events lost');
       this.failed(error);
     }
+  }
+
+  /** After a broker outage: members who left meanwhile (their leave event lost) are dropped, then missed events are read. */
+  private async recover() {
+    const subs = [...this.groups.values()].flatMap((g) => [...g.subs]);
+    const members = await this.feed.members(this.services, this.key, [...new Set(subs.map((s) => s.userId))]);
+    for (const sub of subs) if (!members.has(sub.userId)) this.remove(sub);
+    if (!this.closed) await this.fill(null);
   }
 
   private async take(event: Event) {

@@ -20,6 +20,8 @@ export interface OrderedFeed<E extends { seq: number }> {
   live(services: Services, key: string): Promise<AsyncIterableIterator<E>>;
   /** Ids of users who leave the key's audience (their subscriptions end). */
   leaves(services: Services, key: string): Promise<AsyncIterableIterator<string>>;
+  /** Which of `userIds` still belong to the key's audience (re-checked after a broker outage, when leave events may have been lost). */
+  members(services: Services, key: string, userIds: string[]): Promise<Set<string>>;
   /** The last seq stored now. */
   head(services: Services, key: string): Promise<number>;
   /** Stored events with after < seq < before (before null: all after), in seq order. */

@@ -44,6 +44,8 @@ const HELP = `Usage: npm run bench -- [options]
   --subscribers N     subscribers in one room (default 5000; 20000 with --idle-only)
   --messages M        messages sent (default 100)
   --rate R            messages per second (default 50)
+  --per-connection K  subscriptions per WebSocket (default 1): N subscriptions over N ÷ K
+                      connections, for more subscriptions than one process may open sockets
   --users U           users the subscribers share (default 50; sign-up is slow on purpose)
   --concurrency C     WebSocket handshakes in flight at once (default 200)
   --targets LIST      comma-separated: raw, pglite, postgres (default raw,pglite, plus
@@ -52,6 +54,9 @@ const HELP = `Usage: npm run bench -- [options]
                       stay open and live, and report RSS per subscription
   --hold S            --idle-only: seconds to hold the subscriptions (default 15)
   --drain-timeout S   stop waiting for deliveries after S seconds without one (default 30)
+  --latency-seconds S after the saturation run, send for S seconds at half the raw server's
+                      saturation rate (deliveries/s ÷ 2 ÷ subscribers messages/s) and report
+                      latency there (default 10; 0 skips it; needs the raw target first)
   --settle S          seconds to let memory settle before each RSS reading (default 2)
   --api-env K=V       extra environment for the API processes (repeatable); RATE_LIMITS=off
                       and WS_MAX_CONNECTIONS_PER_USER=subscribers/users are set unless given here
@@ -67,11 +72,13 @@ const { values: args } = parseArgs({
     messages: { type: 'string', default: '100' },
     rate: { type: 'string', default: '50' },
     users: { type: 'string', default: '50' },
+    'per-connection': { type: 'string', default: '1' },
     concurrency: { type: 'string', default: '200' },
     targets: { type: 'string' },
     'idle-only': { type: 'boolean', default: false },
     hold: { type: 'string', default: '15' },
     'drain-timeout': { type: 'string', default: '30' },
+    'latency-seconds': { type: 'string', default: '10' },
     settle: { type: 'string', default: '2' },
     'api-env': { type: 'string', multiple: true, default: [] },
     'api-root': { type: 'string' },
@@ -103,13 +110,21 @@ const params = {
   messages: idleOnly ? 0 : positiveInt('messages', args.messages),
   rate: positiveInt('rate', args.rate),
   users: positiveInt('users', args.users),
+  perConnection: positiveInt('per-connection', args['per-connection']),
+  connections: 0,
   concurrency: positiveInt('concurrency', args.concurrency),
   holdSeconds: positiveInt('hold', args.hold, 0),
   drainTimeoutSeconds: positiveInt('drain-timeout', args['drain-timeout']),
+  latencySeconds: idleOnly ? 0 : positiveInt('latency-seconds', args['latency-seconds'], 0),
   settleSeconds: positiveInt('settle', args.settle, 0),
   targets: [] as string[],
 };
 params.users = Math.min(params.users, params.subscribers);
+if (params.subscribers % params.perConnection !== 0) {
+  console.error(`--subscribers ${params.subscribers} must be a multiple of --per-connection ${params.perConnection}`);
+  process.exit(2);
+}
+params.connections = params.subscribers / params.perConnection;
 
 const adminDatabaseUrl = process.env.BENCH_DATABASE_URL || process.env.DATABASE_URL;
 const redisUrl = process.env.BENCH_REDIS_URL || process.env.REDIS_URL;
@@ -139,10 +154,10 @@ for (const pair of args['api-env']) {
 
 // Every subscriber is a socket in the client and one in the server, plus the files Node and
 // PGlite hold: children get the highest limit allowed (checkFdLimit says when it is too low).
-const fdTarget = Math.max(params.subscribers + 1024, Math.min(readHardFdLimit(), 1_048_576), readFdLimit('self'));
+const fdTarget = Math.max(params.connections + 1024, Math.min(readHardFdLimit(), 1_048_576), readFdLimit('self'));
 const ports = ephemeralPorts();
-if (ports !== undefined && params.subscribers > ports - 1000) {
-  console.error(`--subscribers ${params.subscribers} needs that many local ports towards one server address; only ${ports} are configured (/proc/sys/net/ipv4/ip_local_port_range).`);
+if (ports !== undefined && params.connections > ports - 1000) {
+  console.error(`${params.connections} connections need that many local ports towards one server address; only ${ports} are configured (/proc/sys/net/ipv4/ip_local_port_range).`);
   process.exit(2);
 }
 
@@ -308,7 +323,7 @@ async function startApi(kind: 'pglite' | 'postgres'): Promise<Started> {
     env.REDIS_PREFIX = `bench-${runId}:`;
   }
   // Many connections per user, like browser tabs: the per-user cap must let the pool hold them all.
-  env.WS_MAX_CONNECTIONS_PER_USER = String(Math.ceil(params.subscribers / params.users) + 10);
+  env.WS_MAX_CONNECTIONS_PER_USER = String(Math.ceil(params.connections / params.users) + 10);
   Object.assign(env, apiEnv);
   const server = spawnNode(`API (${kind})`, 'api/main.ts', { env, fdLimit: fdTarget, cwd: apiRoot, nodeArgs: serverNodeArgs(kind) });
   const stop = () => server.stop(10_000);
@@ -376,6 +391,8 @@ interface TargetResult {
    */
   otherCpu?: { clientPercentOfOneCore: number; othersPercentOfOneCore: number; loadAverageBefore: number };
   held?: { seconds: number; status: ClientStatus; probe: ProbeResult };
+  /** The second run: messages at half the raw server's saturation rate, for latency below saturation. */
+  halfSaturation?: { rate: number; messages: number; offeredDeliveriesPerSecond: number; run: RunResult };
   status?: ClientStatus;
   throughputRatioVsRaw?: number;
   /** The end of the server's output when the run was not clean. */
@@ -385,6 +402,8 @@ interface TargetResult {
 }
 
 const CLK_TCK = 100;
+/** Deliveries per second the raw server sustained in this run (0 until measured). */
+let rawSaturation = 0;
 
 async function benchTarget(name: string): Promise<TargetResult> {
   const result: TargetResult = { name, ok: false };
@@ -394,10 +413,10 @@ async function benchTarget(name: string): Promise<TargetResult> {
     log(`${name}: starting the server`);
     started = name === 'raw' ? await startRaw() : await startApi(name as 'pglite' | 'postgres');
     result.serverPid = started.server.pid;
-    checkFdLimit(started.server, params.subscribers);
+    checkFdLimit(started.server, params.connections);
     client = LoadClient.start();
     await client.request<ClientStatus>({ cmd: 'status' }, 60_000); // running node (past the shell's exec)
-    checkFdLimit(client.child, params.subscribers);
+    checkFdLimit(client.child, params.connections);
     // A few subscribers first, closed again before the idle reading: code compiled and caches
     // filled on first use are then part of the baseline, not of the per-connection figure.
     const warmUp = Math.min(WARM_UP_SUBSCRIBERS, params.subscribers);
@@ -409,9 +428,18 @@ async function benchTarget(name: string): Promise<TargetResult> {
     await client.request<null>({ cmd: 'reset' }, 30_000);
     const idle = await settledRss(started.server);
 
-    log(`${name}: opening ${params.subscribers} subscribers (${params.concurrency} handshakes at a time, ${started.tokens.length} users)`);
+    log(`${name}: opening ${params.subscribers} subscribers over ${params.connections} connections (${params.concurrency} handshakes at a time, ${started.tokens.length} users)`);
     result.connect = await client.request<ConnectResult>(
-      { cmd: 'connect', wsUrl: started.wsUrl, tokens: started.tokens, roomId: started.roomId, count: params.subscribers, concurrency: params.concurrency, handshakeTimeoutMs: 60_000 },
+      {
+        cmd: 'connect',
+        wsUrl: started.wsUrl,
+        tokens: started.tokens,
+        roomId: started.roomId,
+        count: params.connections,
+        perConnection: params.perConnection,
+        concurrency: params.concurrency,
+        handshakeTimeoutMs: 60_000,
+      },
       Math.max(120_000, params.subscribers * 50),
     );
     log(`${name}: ${result.connect.ready} connected in ${result.connect.durationMs} ms, ${result.connect.failed} failed (ack p50 ${result.connect.ackMs.p50} ms, p99 ${result.connect.ackMs.p99} ms)`);
@@ -424,22 +452,24 @@ async function benchTarget(name: string): Promise<TargetResult> {
     if (result.probe.live < result.probe.ready) throw new Error(`only ${result.probe.live} of ${result.probe.ready} subscriptions received the probe`);
 
     const connected = await settledRss(started.server);
-    const perConnectionKb = (connected.kb - idle.kb) / result.connect.ready;
+    // Per subscription: with --per-connection K, K subscriptions share each connection.
+    const subscriptions = result.connect.ready * params.perConnection;
+    const perConnectionKb = (connected.kb - idle.kb) / subscriptions;
     result.rss = {
       idleKb: idle.kb,
       connectedKb: connected.kb,
       perConnectionKb: round(perConnectionKb, 2),
       perConnectionBytes: Math.round(perConnectionKb * 1024),
       afterGc: idle.gc && connected.gc,
-      withoutGc: { idleKb: idle.beforeGcKb, connectedKb: connected.beforeGcKb, perConnectionKb: round((connected.beforeGcKb - idle.beforeGcKb) / result.connect.ready, 2) },
+      withoutGc: { idleKb: idle.beforeGcKb, connectedKb: connected.beforeGcKb, perConnectionKb: round((connected.beforeGcKb - idle.beforeGcKb) / subscriptions, 2) },
     };
     log(
-      `${name}: server RSS ${mb(idle.kb)} idle → ${mb(connected.kb)} with ${result.connect.ready} subscribers${result.rss.afterGc ? ' (after a full GC)' : ''}: ` +
+      `${name}: server RSS ${mb(idle.kb)} idle → ${mb(connected.kb)} with ${subscriptions} subscribers${result.rss.afterGc ? ' (after a full GC)' : ''}: ` +
         `${result.rss.perConnectionKb} KB each (${result.rss.withoutGc.perConnectionKb} KB before the GC)`,
     );
 
     if (idleOnly) {
-      log(`${name}: holding ${result.connect.ready} idle subscriptions for ${params.holdSeconds} s`);
+      log(`${name}: holding ${subscriptions} idle subscriptions for ${params.holdSeconds} s`);
       await sleep(params.holdSeconds * 1000);
       const status = await client.request<ClientStatus>({ cmd: 'status' }, 30_000);
       const probe = await client.request<ProbeResult>({ cmd: 'probe', send: started.send, timeoutMs: 120_000 }, 180_000);
@@ -452,7 +482,7 @@ async function benchTarget(name: string): Promise<TargetResult> {
       const clientBefore = readCpuTicks(client.child.pid);
       const machineBefore = readMachineTicks();
       const startedAt = Date.now();
-      log(`${name}: sending ${params.messages} messages at ${params.rate}/s to ${result.connect.ready} subscribers`);
+      log(`${name}: sending ${params.messages} messages at ${params.rate}/s to ${subscriptions} subscribers`);
       result.run = await client.request<RunResult>(
         {
           cmd: 'run',
@@ -484,6 +514,21 @@ async function benchTarget(name: string): Promise<TargetResult> {
       };
       const r = result.run;
       log(`${name}: ${r.delivered}/${r.expected} delivered, ${r.deliveriesPerSecond}/s, latency p50 ${r.latencyMs.p50} ms p99 ${r.latencyMs.p99} ms, lost ${r.lost}`);
+      if (name === 'raw') rawSaturation = r.deliveriesPerSecond;
+      if (params.latencySeconds > 0 && rawSaturation > 0) {
+        // Latency where the server is not saturated: half of what raw Node sustained in this run.
+        const offered = rawSaturation / 2;
+        const rate = round(offered / subscriptions, 2);
+        const messages = Math.max(10, Math.round(rate * params.latencySeconds));
+        await sleep(2000); // let the saturation run's tail leave the sockets
+        log(`${name}: latency run: ${messages} messages at ${rate}/s (${fmt(offered)} deliveries/s, half of raw's ${fmt(rawSaturation)})`);
+        const run = await client.request<RunResult>(
+          { cmd: 'run', send: started.send, messages, rate, drainTimeoutMs: params.drainTimeoutSeconds * 1000, runId: `bench-${runId}-${name}-half` },
+          Math.max(600_000, messages * params.subscribers * 2),
+        );
+        result.halfSaturation = { rate, messages, offeredDeliveriesPerSecond: Math.round(offered), run };
+        log(`${name}: at half saturation p50 ${run.latencyMs.p50} ms, p99 ${run.latencyMs.p99} ms, lost ${run.lost}`);
+      }
     }
     result.status = await client.request<ClientStatus>({ cmd: 'status' }, 30_000);
     result.ok = isClean(result);
@@ -505,8 +550,8 @@ function isClean(result: TargetResult): boolean {
   const status = result.held?.status ?? result.status;
   if (!result.connect || result.connect.failed > 0) return false;
   if (status && (status.unexpectedCloses > 0 || status.protocolErrors > 0 || status.graphqlErrors > 0)) return false;
-  if (result.held && result.held.probe.live < result.connect.ready) return false;
-  if (result.run && (result.run.lost > 0 || result.run.duplicates > 0 || result.run.sendErrors > 0)) return false;
+  if (result.held && result.held.probe.live < result.held.probe.ready) return false;
+  for (const run of [result.run, result.halfSaturation?.run]) if (run && (run.lost > 0 || run.duplicates > 0 || run.sendErrors > 0)) return false;
   return true;
 }
 
@@ -566,7 +611,7 @@ async function main() {
   console.log(`Machine: ${machine.cpus} cores (${machine.cpuModel}), ${machine.totalMemoryMb} MB, Node ${machine.node}`);
   console.log(note);
   if (idleOnly) {
-    console.log(`\nIdle subscriptions: ${params.subscribers} subscribers over ${params.users} users, held ${params.holdSeconds} s\n`);
+    console.log(`\nIdle subscriptions: ${params.subscribers} subscribers on ${params.connections} connections over ${params.users} users, held ${params.holdSeconds} s\n`);
     const rows = [['target', 'connected', 'failed', 'connect s', 'ack p99 ms', 'closed', 'live after hold', 'RSS idle', 'RSS held', 'RSS/sub KB', 'ok']];
     for (const r of results) {
       rows.push([
@@ -614,6 +659,28 @@ async function main() {
     console.log('RSS/conn: (server VmRSS with all subscribers live − VmRSS before connecting) ÷ subscribers;');
     console.log('CPU: % of one core during the run; per CPU-s: deliveries ÷ server CPU seconds (less sensitive to other load);');
     console.log('other CPU: every process on the machine besides server and client (high values mean the figures are skewed).');
+    const half = results.filter((r) => r.halfSaturation);
+    if (half.length > 0) {
+      const h = half[0]?.halfSaturation as NonNullable<TargetResult['halfSaturation']>;
+      console.log(`\nLatency below saturation: ${fmt(h.messages)} messages at ${fmt(h.rate, 2)}/s = ${fmt(h.offeredDeliveriesPerSecond)} deliveries/s, half of raw's saturation rate above\n`);
+      const latencyRows = [['target', 'p50 ms', 'p99 ms', 'max ms', 'delivered', 'lost', 'dup', 'p99 vs raw', 'p99 < 100 ms']];
+      const rawP99 = results.find((r) => r.name === 'raw')?.halfSaturation?.run.latencyMs.p99;
+      for (const r of half) {
+        const run = r.halfSaturation?.run as RunResult;
+        latencyRows.push([
+          r.name,
+          fmt(run.latencyMs.p50),
+          fmt(run.latencyMs.p99),
+          fmt(run.latencyMs.max),
+          `${fmt(run.delivered)}/${fmt(run.expected)}`,
+          fmt(run.lost),
+          fmt(run.duplicates),
+          rawP99 ? `${fmt(run.latencyMs.p99 / Math.max(1, rawP99), 2)}x` : '-',
+          run.latencyMs.p99 < 100 ? 'yes' : 'NO',
+        ]);
+      }
+      console.log(table(latencyRows));
+    }
   }
   for (const r of results) if (r.error) console.log(`\n${r.name} failed: ${r.error}`);
   for (const r of results) {

@@ -22,7 +22,7 @@ export type SendTarget =
 
 /** Harness → client commands; each is answered by one {@link ClientReply} with the same `seq`. */
 export type ClientCommand =
-  | { seq: number; cmd: 'connect'; wsUrl: string; tokens: string[]; roomId: string; count: number; concurrency: number; handshakeTimeoutMs: number }
+  | { seq: number; cmd: 'connect'; wsUrl: string; tokens: string[]; roomId: string; count: number; concurrency: number; handshakeTimeoutMs: number; perConnection?: number }
   | { seq: number; cmd: 'probe'; send: SendTarget; timeoutMs: number }
   | { seq: number; cmd: 'run'; send: SendTarget; messages: number; rate: number; drainTimeoutMs: number; runId: string }
   | { seq: number; cmd: 'status' }

@@ -25,13 +25,19 @@ import {
   type SendTarget,
 } from './lib.ts';
 
+/** One connection, holding `perConnection` subscriptions (ids `<index>` or `<index>.<k>`). */
 interface Subscriber {
   index: number;
   socket: WebSocket;
   ready: boolean;
   closed: boolean;
-  probed: boolean;
+  /** Which of its subscriptions received the current probe. */
+  probed: Uint8Array;
+  probedCount: number;
 }
+
+/** Subscriptions each connection holds (the same room's messageAdded, like tabs of one app). */
+let perConnection = 1;
 
 /** A send answered later than this counts as failed (its message may still be delivered, and counted). */
 const SEND_TIMEOUT_MS = 180_000;
@@ -66,7 +72,9 @@ function onFrame(sub: Subscriber, frame: ServerMessage, receivedAt: number) {
     } else if (frame.type === 'complete') noteError('subscription completed by the server');
     return;
   }
-  if (frame.id !== String(sub.index)) {
+  const [connection, nth = '0'] = frame.id.split('.');
+  const k = Number(nth);
+  if (connection !== String(sub.index) || !(k >= 0 && k < perConnection)) {
     protocolErrors++;
     noteError('next frame for an unknown subscription id');
     return;
@@ -83,11 +91,12 @@ function onFrame(sub: Subscriber, frame: ServerMessage, receivedAt: number) {
     return;
   }
   if (stamp.from === PROBE) {
-    sub.probed = true;
+    if (!sub.probed[k]) sub.probedCount++;
+    sub.probed[k] = 1;
     return;
   }
   if (stamp.from !== MEASURED || !run || stamp.n >= run.messages) return;
-  const slot = sub.index * run.messages + stamp.n;
+  const slot = (sub.index * perConnection + k) * run.messages + stamp.n;
   if (run.seen[slot]) {
     run.duplicates++;
     return;
@@ -103,7 +112,7 @@ function openSubscriber(index: number, wsUrl: string, token: string, roomId: str
   return new Promise((resolve, reject) => {
     const startedAt = performance.now();
     const socket = new WebSocket(wsUrl, GRAPHQL_TRANSPORT_WS, { perMessageDeflate: false, handshakeTimeout: timeoutMs });
-    const sub: Subscriber = { index, socket, ready: false, closed: false, probed: false };
+    const sub: Subscriber = { index, socket, ready: false, closed: false, probed: new Uint8Array(perConnection), probedCount: 0 };
     subscribers.push(sub);
     let settled = false;
     const fail = (reason: string) => {
@@ -129,7 +138,10 @@ function openSubscriber(index: number, wsUrl: string, token: string, roomId: str
       }
       if (frame.type === 'connection_ack') {
         if (sub.ready) return;
-        socket.send(encodeClientMessage({ type: 'subscribe', id: String(index), payload: { query: BENCH_SUBSCRIPTION, variables: { roomId } } }));
+        for (let k = 0; k < perConnection; k++) {
+          const id = perConnection === 1 ? String(index) : `${index}.${k}`;
+          socket.send(encodeClientMessage({ type: 'subscribe', id, payload: { query: BENCH_SUBSCRIPTION, variables: { roomId } } }));
+        }
         sub.ready = true;
         settled = true;
         clearTimeout(timer);
@@ -153,6 +165,7 @@ function openSubscriber(index: number, wsUrl: string, token: string, roomId: str
 
 async function connect(command: Extract<ClientCommand, { cmd: 'connect' }>): Promise<ConnectResult> {
   const startedAt = performance.now();
+  perConnection = command.perConnection ?? 1;
   const ackMs = new Float64Array(command.count);
   let next = 0;
   let ready = 0;
@@ -213,26 +226,31 @@ async function probe(command: Extract<ClientCommand, { cmd: 'probe' }>): Promise
   const startedAt = performance.now();
   const deadline = Date.now() + command.timeoutMs;
   let probesSent = 0;
+  // Counted in subscriptions: each ready connection holds perConnection of them.
   const readyOnes = () => subscribers.filter((s) => s.ready && !s.closed);
-  const live = () => readyOnes().filter((s) => s.probed).length;
-  for (const sub of subscribers) sub.probed = false;
+  const live = () => readyOnes().reduce((n, s) => n + s.probedCount, 0);
+  const expected = () => readyOnes().length * perConnection;
+  for (const sub of subscribers) {
+    sub.probed.fill(0);
+    sub.probedCount = 0;
+  }
   while (Date.now() < deadline) {
     await send(command.send, stampBody({ sentAt: Date.now(), from: PROBE, n: probesSent }, 'liveness probe'), `probe-${Date.now()}-${probesSent}`);
     probesSent++;
     const waitUntil = Math.min(deadline, Date.now() + 3000);
-    while (Date.now() < waitUntil && live() < readyOnes().length) await sleep(50);
-    if (live() === readyOnes().length) break;
-    progress(`probe ${probesSent}: ${live()}/${readyOnes().length} subscriptions live`);
+    while (Date.now() < waitUntil && live() < expected()) await sleep(50);
+    if (live() === expected()) break;
+    progress(`probe ${probesSent}: ${live()}/${expected()} subscriptions live`);
   }
-  return { live: live(), ready: readyOnes().length, probesSent, durationMs: Math.round(performance.now() - startedAt) };
+  return { live: live(), ready: expected(), probesSent, durationMs: Math.round(performance.now() - startedAt) };
 }
 
 async function measure(command: Extract<ClientCommand, { cmd: 'run' }>): Promise<RunResult> {
   // Subscribers that never got their ack are reported by connect, not counted as loss here.
-  const count = subscribers.filter((s) => s.ready && !s.closed).length;
+  const count = subscribers.filter((s) => s.ready && !s.closed).length * perConnection;
   const { messages, rate } = command;
   const expected = count * messages;
-  run = { messages, seen: new Uint8Array(subscribers.length * messages), perMessage: new Uint32Array(messages), latencies: new Float64Array(expected), delivered: 0, duplicates: 0, lastDeliveryAt: 0 };
+  run = { messages, seen: new Uint8Array(subscribers.length * perConnection * messages), perMessage: new Uint32Array(messages), latencies: new Float64Array(expected), delivered: 0, duplicates: 0, lastDeliveryAt: 0 };
   const current = run;
   const sendMs = new Float64Array(messages);
   const accepted = new Uint8Array(messages);
