@@ -70,7 +70,8 @@ interface Group {
  */
 export class FeedHubs {
   private readonly hubs = new Map<string, Hub>();
-  private readonly json = new WeakMap<ExecutionResult, string>();
+  /** Each result's JSON with the frame's closing brace, serialized once. */
+  private readonly tails = new WeakMap<ExecutionResult, string>();
 
   constructor(readonly options: FeedHubOptions) {}
 
@@ -143,21 +144,21 @@ export class FeedHubs {
   }
 
   /** The event's result for a group, and its JSON: computed once per event and operation. */
-  async result(group: Group, key: string, event: Event): Promise<{ value: unknown; json: string }> {
+  async result(group: Group, key: string, event: Event): Promise<{ value: unknown; tail: string }> {
     const { shared, log, eventContext } = this.options;
     const result = await shared.get(`${group.operationKey}|${key}`, async () =>
       maskUnexpected(await execute({ ...group.args, contextValue: eventContext(group.args.contextValue as Context), rootValue: event }), log),
     );
-    let json = this.json.get(result);
-    if (json === undefined) {
-      json = JSON.stringify(result);
-      this.json.set(result, json);
+    let tail = this.tails.get(result);
+    if (tail === undefined) {
+      tail = `${JSON.stringify(result)}}`;
+      this.tails.set(result, tail);
     }
-    return { value: result.data?.[group.responseKey], json };
+    return { value: result.data?.[group.responseKey], tail };
   }
 
-  /** Writes one event's frame to a subscriber if it is the next one it needs; true when sent. */
-  send(sub: Subscriber, seq: number, json: string): boolean {
+  /** Writes one event's frame (`tail`: the payload's JSON and the closing brace) to a subscriber if it is the next one it needs; true when sent. */
+  send(sub: Subscriber, seq: number, tail: string): boolean {
     if (sub.done || sub.cursor !== seq - 1) return false;
     sub.cursor = seq;
     const { socket } = sub;
@@ -167,7 +168,7 @@ export class FeedHubs {
       socket.close(SLOW_CONSUMER_CLOSE.code, SLOW_CONSUMER_CLOSE.reason);
       return false;
     }
-    socket.send(sub.prefix + json + '}');
+    socket.send(sub.prefix + tail);
     return true;
   }
 }
@@ -243,8 +244,8 @@ class Hub {
       while (!sub.done && sub.cursor < this.cursor) {
         const target = this.cursor;
         for (const event of await this.feed.range(this.services, this.key, sub.cursor, target + 1)) {
-          const { json, value } = await this.hubs.result(sub.group, this.feed.eventKey(event), event);
-          if (this.hubs.send(sub, event.seq, json)) this.hubs.options.resultsSent?.(sub.group.field, value, 1);
+          const { tail, value } = await this.hubs.result(sub.group, this.feed.eventKey(event), event);
+          if (this.hubs.send(sub, event.seq, tail)) this.hubs.options.resultsSent?.(sub.group.field, value, 1);
         }
         // Seqs the database does not hold (never stored) are passed over.
         if (sub.cursor < target) sub.cursor = target;
@@ -335,9 +336,9 @@ class Hub {
     while (pending.length > 0) {
       const results = await Promise.all(pending.map((group) => this.hubs.result(group, key, event)));
       pending.forEach((group, i) => {
-        const { json, value } = results[i] as { value: unknown; json: string };
+        const { tail, value } = results[i] as { value: unknown; tail: string };
         let count = 0;
-        for (const sub of group.subs) if (this.hubs.send(sub, event.seq, json)) count++;
+        for (const sub of group.subs) if (this.hubs.send(sub, event.seq, tail)) count++;
         if (count > 0) this.hubs.options.resultsSent?.(group.field, value, count);
         sent.add(group);
       });
