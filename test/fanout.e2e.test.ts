@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { collect, gql, signUp, sleep, wsClient, type TestUser } from './helpers/client.ts';
+import { collect, gql, signUp, sleep, wsClient, type Collected, type TestUser } from './helpers/client.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
 const SEND = `mutation ($input: SendMessageInput!) { sendMessage(input: $input) { seq } }`;
@@ -59,6 +59,41 @@ describe('shared fan-out of subscription events', () => {
     expect(benSees.values[0].messageAdded.sender.email).toBeNull();
     const after = t.server.fanoutStats();
     expect(after.reuses - before.reuses).toBe(0);
+  });
+
+  it('subscribers that join with afterSeq while messages keep coming get each one once, in order', async () => {
+    const room = (await gql(t.url, `mutation ($i: CreateRoomInput!) { createRoom(input: $i) { id } }`, { i: { name: 'Busy', memberIds: [ben.id] } }, ana.token))
+      .createRoom.id;
+    const total = 40;
+    const earlyWs = wsClient(t.wsUrl, ana.token);
+    clients.push(earlyWs);
+    const early = collect(earlyWs, PLAIN, { roomId: room });
+    await sleep(300);
+    const joiners: { from: number; seen: Collected<{ messageAdded: { seq: number } }> }[] = [];
+    for (let n = 1; n <= total; n++) {
+      // Sends without waiting for the answer: several messages in flight at
+      // once while new subscribers replay from the database and hand over to
+      // the room's live feed.
+      void gql(t.url, SEND, { input: { roomId: room, body: `m${n}`, clientId: `busy-${n}` } }, n % 2 ? ana.token : ben.token);
+      if (n % 5 === 0) {
+        const ws = wsClient(t.wsUrl, n % 10 ? ben.token : ana.token);
+        clients.push(ws);
+        const from = n % 3 === 0 ? 0 : n - 3;
+        joiners.push({ from, seen: collect(ws, PLAIN, { roomId: room, afterSeq: from }) });
+      }
+      await sleep(15);
+    }
+    const seqs = (values: { messageAdded: { seq: number } }[]) => values.map((v) => v.messageAdded.seq);
+    expect(seqs(await early.waitFor(total, 20_000))).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+    for (const { from, seen } of joiners) {
+      const values = await seen.waitFor(total - from, 20_000);
+      expect(seqs(values)).toEqual(Array.from({ length: total - from }, (_, k) => from + k + 1));
+      expect(seen.errors).toEqual([]);
+    }
+    await sleep(300);
+    // Nothing more arrives afterwards (no duplicates).
+    expect(early.values).toHaveLength(total);
+    for (const { from, seen } of joiners) expect(seen.values).toHaveLength(total - from);
   });
 
   it('still refuses non-members and ends on leave with sharing on', async () => {
