@@ -20,7 +20,7 @@ describe('benchmark harness', () => {
     for (const name of ['DATABASE_URL', 'REDIS_URL', 'BENCH_DATABASE_URL', 'BENCH_REDIS_URL']) delete env[name];
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', 'scripts/bench/bench.ts', '--subscribers', '20', '--messages', '5', '--rate', '50', '--users', '3', '--settle', '0', '--targets', 'raw,pglite', '--out', out],
+      ['--import', 'tsx', 'scripts/bench/bench.ts', '--subscribers', '20', '--messages', '5', '--rate', '50', '--users', '3', '--settle', '0', '--per-connection', '2', '--latency-seconds', '1', '--targets', 'raw,pglite', '--out', out],
       { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let output = '';
@@ -36,14 +36,22 @@ describe('benchmark harness', () => {
     expect(report.targets.map((t: { name: string }) => t.name)).toEqual(['raw', 'pglite']);
     for (const target of report.targets) {
       expect(target.ok, JSON.stringify(target.error ?? target.status)).toBe(true);
-      expect(target.connect).toMatchObject({ requested: 20, ready: 20, failed: 0 });
+      // 20 subscriptions, two per connection.
+      expect(target.connect).toMatchObject({ requested: 10, ready: 10, failed: 0 });
       expect(target.run).toMatchObject({ expected: 100, delivered: 100, lost: 0, lostOfAccepted: 0, duplicates: 0, sendErrors: 0 });
       expect(target.run.deliveriesPerSecond).toBeGreaterThan(0);
       expect(target.run.latencyMs.p50).toBeGreaterThanOrEqual(0);
       expect(target.run.latencyMs.p99).toBeGreaterThanOrEqual(target.run.latencyMs.p50);
       expect(target.rss).toMatchObject({ idleKb: expect.any(Number), connectedKb: expect.any(Number), perConnectionKb: expect.any(Number) });
       expect(target.serverCpu.ms).toBeGreaterThanOrEqual(0);
+      // The second run, at half the raw server's saturation rate: everything delivered once.
+      const half = target.halfSaturation;
+      expect(half.rate).toBeGreaterThan(0);
+      expect(half.run).toMatchObject({ subscribers: 20, lost: 0, duplicates: 0, sendErrors: 0 });
+      expect(half.run.delivered).toBe(half.run.expected);
+      expect(half.run.latencyMs.p99).toBeGreaterThanOrEqual(half.run.latencyMs.p50);
     }
+    expect(output).toMatch(/Latency below saturation/);
     expect(report.targets[1].throughputRatioVsRaw).toBeGreaterThan(0);
   });
 });
