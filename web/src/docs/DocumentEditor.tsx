@@ -98,9 +98,10 @@ export function DocumentEditor({ docId, title, client, viewer }: { docId: string
     return () => {
       provider.awareness.off('change', onChange);
       view.destroy();
-      provider.destroy();
     };
   }, [provider, title, viewer.id]);
+  // After the view's cleanup above: closing the document publishes the cursor as gone and saves it.
+  useEffect(() => () => provider.destroy(), [provider]);
 
   return (
     <div className="doc-editor">
