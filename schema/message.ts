@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { isId, requireRoomMember, requireViewer } from './access.ts';
 import { Attachment } from './attachment.ts';
 import { builder, type MessageShape } from './builder.ts';
-import type { Context, Services } from './context.ts';
+import type { Context, Services, Viewer } from './context.ts';
 import { ErrorCode, badInput, unavailable, userError } from './errors.ts';
 import type { MessageEvent } from './events.ts';
 import { Room } from './room.ts';
@@ -86,7 +86,7 @@ builder.mutationField('sendMessage', (t) =>
       // Counted before any database work, so a flood costs the server nothing more.
       await limitRate(ctx, 'sendMessage', requireViewer(ctx).id);
       const viewer = await requireRoomMember(ctx, data.roomId);
-      const { message, created } = await sendMessage(ctx, viewer.id, data);
+      const { message, created } = await sendMessage(ctx, viewer, data);
       if (created) {
         try {
           await ctx.pubsub.publish('message:added', message.roomId, toEvent(message));
@@ -137,21 +137,21 @@ function isLockTimeout(error: unknown): boolean {
  */
 async function sendMessage(
   ctx: Context,
-  senderId: string,
+  sender: Viewer,
   data: z.infer<typeof SendMessage>,
 ): Promise<{ message: MessageShape; created: boolean }> {
-  const existing = await findByClientId(ctx, senderId, data.clientId, data.roomId);
-  if (existing) return { message: existing, created: false };
+  const senderId = sender.id;
   const attachmentIds = [...new Set(data.attachmentIds)];
   if (attachmentIds.some((id) => !isId(id))) throw badInput('attachmentIds: unknown upload', 'attachmentIds');
   try {
-    // Only what needs the room's row lock runs inside the transaction; the
-    // full message is read after the commit. Under a busy event loop an
+    // A retry with a clientId already used is caught by the unique index
+    // (below), not looked up first: the first send of a message, by far the
+    // common case, costs no extra read. Under a busy event loop an
     // interactive transaction can outlive Prisma's default 5 s, so it gets
     // more room, and running out is reported as retryable (UNAVAILABLE): the
     // transaction rolled back, and the client's retry with the same clientId
     // stores the message once.
-    const id = await ctx.db.$transaction(
+    return await ctx.db.$transaction(
       async (tx) => {
         // A lock held elsewhere must not block a send for long: waiting for
         // the room's row lock is bounded like the transaction itself.
@@ -164,8 +164,9 @@ async function sendMessage(
         });
         const created = await tx.message.create({
           data: { roomId: data.roomId, seq: room.lastSeq, senderId, body: data.body, clientId: data.clientId, createdAt: now },
-          select: { id: true },
+          select: { id: true, roomId: true, seq: true, body: true, clientId: true, createdAt: true },
         });
+        let attachments: MessageShape['attachments'] = [];
         if (attachmentIds.length > 0) {
           const { count } = await tx.upload.updateMany({
             where: { id: { in: attachmentIds }, ownerId: senderId, messageId: null },
@@ -174,13 +175,13 @@ async function sendMessage(
           if (count !== attachmentIds.length) {
             throw badInput('attachmentIds: each must be your own upload, not yet attached to a message', 'attachmentIds');
           }
+          attachments = await tx.upload.findMany({ where: { messageId: created.id }, ...messageInclude.attachments });
         }
-        return created.id;
+        const message: MessageShape = { ...created, sender: { id: sender.id, name: sender.name }, attachments };
+        return { message, created: true };
       },
       { maxWait: ctx.limits.sendTimeoutMs, timeout: ctx.limits.sendTimeoutMs },
     );
-    const message = await ctx.db.message.findUniqueOrThrow({ where: { id }, include: messageInclude });
-    return { message, created: true };
   } catch (error) {
     const code = (error as { code?: string }).code;
     if (code === 'P2002') {
