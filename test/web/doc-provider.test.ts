@@ -1,3 +1,5 @@
+import { CombinedError } from '@urql/core';
+import { GraphQLError } from 'graphql';
 import { fromBase64, toBase64 } from 'lib0/buffer';
 import * as awarenessProtocol from 'y-protocols/awareness';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -6,6 +8,7 @@ import { createConnectionStore, type ConnectionStatus } from '../../web/src/clie
 import { memoryPersistence } from '../../web/src/docs/doc-persistence.ts';
 import { createDocProvider, DOC_TEXT, type DocProvider } from '../../web/src/docs/doc-provider.ts';
 import { PendingUpdates } from '../../web/src/docs/pending-updates.ts';
+import { outcomeOf } from '../../web/src/docs/realtime-transport.ts';
 import type { DocTransport, DocUpdateMessage, SendOutcome, SubscriptionHandlers } from '../../web/src/docs/transport.ts';
 import { colorIndex, PEER_COLORS, userColor } from '../../web/src/docs/user-color.ts';
 import { until } from '../helpers/client.ts';
@@ -90,6 +93,20 @@ describe('PendingUpdates', () => {
     pending.ack();
     expect(pending.size).toBe(0);
     expect(pending.byteLength).toBe(0);
+  });
+});
+
+describe('what the realtime transport makes of an API answer', () => {
+  const apiError = (code: string, extensions: Record<string, unknown> = {}) =>
+    new CombinedError({ graphQLErrors: [new GraphQLError(`failed: ${code}`, { extensions: { code, ...extensions } })] });
+
+  it('retries when the API was not reached or said "not now", and gives up on a refusal', () => {
+    expect(outcomeOf(undefined)).toEqual({ ok: true });
+    expect(outcomeOf(new CombinedError({ networkError: new TypeError('fetch failed') }))).toEqual({ ok: false, retry: true });
+    expect(outcomeOf(apiError('RATE_LIMITED', { retryAfter: 3 }))).toEqual({ ok: false, retry: true, afterMs: 3000 });
+    expect(outcomeOf(apiError('UNAVAILABLE', { retryable: true }))).toEqual({ ok: false, retry: true, afterMs: 0 });
+    expect(outcomeOf(apiError('PAYLOAD_TOO_LARGE', { limit: 262144 }))).toEqual({ ok: false, retry: false, message: 'failed: PAYLOAD_TOO_LARGE', code: 'PAYLOAD_TOO_LARGE' });
+    expect(outcomeOf(apiError('FORBIDDEN'))).toMatchObject({ ok: false, retry: false, code: 'FORBIDDEN' });
   });
 });
 
