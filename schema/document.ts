@@ -148,7 +148,7 @@ builder.mutationField('applyDocUpdate', (t) =>
   t.boolean({
     authScopes: { loggedIn: true },
     description:
-      'Applies a Yjs update to a shared document: stores it and sends it to every docUpdates subscriber. Safe to retry: applying an update twice changes nothing. Errors: BAD_USER_INPUT (not base64, or not a Yjs update), PAYLOAD_TOO_LARGE (the update is over the size limit, 256 KiB by default, or the document would grow past its limit, 5 MiB by default; `extensions.limit` is the limit in bytes), NOT_FOUND, FORBIDDEN, RATE_LIMITED. Nothing is stored on error.',
+      'Applies a Yjs update to a shared document: stores it and sends it to every docUpdates subscriber. Safe to retry: applying an update twice changes nothing. Errors: BAD_USER_INPUT (not base64, or not a Yjs update), PAYLOAD_TOO_LARGE (the update is over the size limit, 256 KiB by default, or the document would grow past its limit, 5 MiB by default; `extensions.limit` is the limit in bytes), NOT_FOUND, FORBIDDEN, RATE_LIMITED, UNAVAILABLE (the database is briefly unreachable; retry). Nothing is stored on error.',
     args: {
       docId: t.arg.id({ required: true, description: 'The document; the viewer must be a member of its room.' }),
       update: t.arg.string({ required: true, description: 'A Yjs update (v1 encoding, e.g. from `Y.encodeStateAsUpdate` or a doc `update` event), base64.' }),
@@ -198,7 +198,7 @@ builder.mutationField('applyDocAwareness', (t) =>
   t.boolean({
     authScopes: { loggedIn: true },
     description:
-      "Shares the viewer's awareness state in a document (cursor, selection; y-protocols `encodeAwarenessUpdate`). The server stamps each state with `user { id name }` of the viewer (other fields of `user`, e.g. a color, are kept), binds each Yjs clientID to the first user who sends it, and drops a state not renewed within 30 s (clients renew every 15 s) or whose user goes offline or leaves the room. Safe to repeat. Errors: BAD_USER_INPUT (not an awareness update), PAYLOAD_TOO_LARGE (over 8 KiB by default), FORBIDDEN (not a member, or a clientID of another user), NOT_FOUND, RATE_LIMITED.",
+      "Shares the viewer's awareness state in a document (cursor, selection; y-protocols `encodeAwarenessUpdate`). The server stamps each state with `user { id name }` of the viewer (other fields of `user`, e.g. a color, are kept), binds each Yjs clientID to the first user who sends it, and drops a state not renewed within 30 s (clients renew every 15 s) or whose user goes offline or leaves the room. Safe to repeat. Errors: BAD_USER_INPUT (not an awareness update), PAYLOAD_TOO_LARGE (over 8 KiB by default), FORBIDDEN (not a member, or a clientID of another user), NOT_FOUND, RATE_LIMITED, UNAVAILABLE (shared state briefly unreachable; retry).",
     args: {
       docId: t.arg.id({ required: true, description: 'The document; the viewer must be a member of its room.' }),
       update: t.arg.string({ required: true, description: 'A y-protocols awareness update, base64.' }),
@@ -208,7 +208,14 @@ builder.mutationField('applyDocAwareness', (t) =>
       const bytes = decodeArg(args.update, 'update', ctx.limits.docAwarenessMaxBytes, 'The awareness update');
       await limitRate(ctx, 'docAwareness', viewer.id);
       const doc = await requireDocMember(ctx, String(args.docId));
-      const result = await ctx.docAwareness.apply(doc, bytes, { id: viewer.id, name: viewer.name });
+      let result;
+      try {
+        result = await ctx.docAwareness.apply(doc, bytes, { id: viewer.id, name: viewer.name });
+      } catch (err) {
+        // Following a document needs the pub/sub (Redis with several processes).
+        ctx.log.warn({ err, docId: doc.id }, 'applyDocAwareness failed');
+        throw unavailable('Document awareness');
+      }
       if (result === 'malformed') throw badInput('update: not a y-protocols awareness update.', 'update');
       if (result === 'foreign-client') throw forbidden('A Yjs clientID in this update belongs to another user.');
       return true;
@@ -260,12 +267,21 @@ builder.subscriptionField('docAwareness', (t) =>
     type: DocAwarenessUpdate,
     authScopes: { loggedIn: true },
     description:
-      'Who is in a shared document and their cursors. First, always, every current state as one awareness update (possibly of no one); then each change (a state added, updated, renewed or removed). Errors: NOT_FOUND, FORBIDDEN. Ends when the viewer leaves the room.',
+      'Who is in a shared document and their cursors. First, always, every current state as one awareness update (possibly of no one); then each change (a state added, updated, renewed or removed). Errors: NOT_FOUND, FORBIDDEN, UNAVAILABLE (shared state briefly unreachable; subscribe again). Ends when the viewer leaves the room.',
     args: { docId: t.arg.id({ required: true, description: 'The document; the viewer must be a member of its room.' }) },
     subscribe: async (_root, args, ctx) => {
       const doc = await findDoc(ctx, String(args.docId));
       const ref: DocRef = { id: doc.id, roomId: doc.roomId };
-      return memberRoomStream(ctx, doc.roomId, async (_viewer, signal) => awarenessUpdates(ref, await ctx.docAwareness.subscribe(ref, signal)));
+      return memberRoomStream(ctx, doc.roomId, async (_viewer, signal) => {
+        let source;
+        try {
+          source = await ctx.docAwareness.subscribe(ref, signal);
+        } catch (err) {
+          ctx.log.warn({ err, docId: doc.id }, 'docAwareness failed');
+          throw unavailable('Document awareness');
+        }
+        return awarenessUpdates(ref, source);
+      });
     },
     resolve: (update) => update,
   }),

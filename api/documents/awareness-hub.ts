@@ -74,7 +74,7 @@ export class DocAwarenessHub implements DocAwarenessService {
   async apply(doc: DocRef, update: Uint8Array, user: UserSummary): Promise<DocAwarenessResult> {
     const stamped = stampAwarenessUpdate(update, user);
     if (!stamped) return 'malformed';
-    const entry = await this.entry(doc);
+    const entry = await this.liveEntry(doc);
     for (const clientID of stamped.clients) {
       const owner = entry.owners.get(clientID) ?? stampedUserId(entry.awareness.states.get(clientID));
       if (owner !== undefined && owner !== user.id) {
@@ -90,7 +90,7 @@ export class DocAwarenessHub implements DocAwarenessService {
   }
 
   async subscribe(doc: DocRef, signal: AbortSignal): Promise<AsyncIterableIterator<Uint8Array>> {
-    const entry = await this.entry(doc);
+    const entry = await this.liveEntry(doc);
     const queue: UpdateQueue = new UpdateQueue(() => {
       entry.subscribers.delete(queue);
       signal.removeEventListener('abort', end);
@@ -107,6 +107,14 @@ export class DocAwarenessHub implements DocAwarenessService {
   /** Followed documents on this process (for tests and metrics). */
   get size(): number {
     return this.entries.size;
+  }
+
+  /** The document's entry, opened if needed; never one disposed while the caller waited for it. */
+  private async liveEntry(doc: DocRef): Promise<Entry> {
+    for (;;) {
+      const entry = await this.entry(doc);
+      if (!entry.disposed) return entry;
+    }
   }
 
   private entry(doc: DocRef): Promise<Entry> {
