@@ -128,6 +128,7 @@ function fakeTransport(initial: ConnectionStatus = 'connecting') {
   const awarenessSent: Uint8Array[] = [];
   const stateVectors: string[] = [];
   let updates: { stateVector: () => string; handlers: SubscriptionHandlers<DocUpdateMessage> } | undefined;
+  let updateSubscriptions = 0;
   let awareness: SubscriptionHandlers<string> | undefined;
   let answer: (update: Uint8Array) => SendOutcome | Promise<SendOutcome> = () => ({ ok: true });
 
@@ -142,6 +143,7 @@ function fakeTransport(initial: ConnectionStatus = 'connecting') {
   const transport: DocTransport = {
     connection,
     subscribeUpdates(_docId, stateVector, handlers) {
+      updateSubscriptions++;
       updates = { stateVector, handlers };
       return () => (updates = undefined);
     },
@@ -179,6 +181,17 @@ function fakeTransport(initial: ConnectionStatus = 'connecting') {
       updates?.handlers.next({ update: toBase64(update), sync: false });
     },
     awarenessFrom: (update: Uint8Array) => awareness?.next(toBase64(update)),
+    /** The API ends the `docUpdates` subscription with an error. */
+    failUpdates: (error: { message: string; code?: string; retryable?: boolean }) => {
+      const handlers = updates!.handlers;
+      updates = undefined;
+      handlers.error(error);
+    },
+    /** Sends the catch-up to the current subscription (as the API does when it starts). */
+    catchUp: () => resubscribe(),
+    get updateSubscriptions() {
+      return updateSubscriptions;
+    },
     get subscribed() {
       return updates !== undefined;
     },
@@ -285,6 +298,23 @@ describe('DocProvider over an in-memory transport', () => {
     await until(() => p.getSnapshot().status === 'error');
     expect(p.getSnapshot()).toMatchObject({ error: 'The update is too large', errorCode: 'PAYLOAD_TOO_LARGE', pendingUpdates: 2 });
     expect(textOf(api.stored)).toBe('ok ');
+  });
+
+  it('subscribes again after a retryable error (UNAVAILABLE), and stops on any other', async () => {
+    const api = fakeTransport();
+    const p = provider(api.transport);
+    api.connect();
+    await until(() => p.getSnapshot().status === 'synced');
+    api.failUpdates({ message: 'Document editing is temporarily unavailable', code: 'UNAVAILABLE', retryable: true });
+    expect(p.getSnapshot().status).toBe('syncing');
+    await until(() => api.updateSubscriptions === 2);
+    api.catchUp();
+    expect(p.getSnapshot().status).toBe('synced');
+
+    api.failUpdates({ message: 'Not a member of this room', code: 'FORBIDDEN' });
+    expect(p.getSnapshot()).toMatchObject({ status: 'error', errorCode: 'FORBIDDEN' });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(api.updateSubscriptions).toBe(2);
   });
 
   it('sends content the doc held before the provider attached', async () => {

@@ -5,7 +5,7 @@ import { reconnectDelayMs, type BackoffOptions } from '../client/backoff.ts';
 import type { ConnectionState } from '../client/connection-state.ts';
 import type { DocPersistence } from './doc-persistence.ts';
 import { PendingUpdates } from './pending-updates.ts';
-import type { DocTransport, SendOutcome } from './transport.ts';
+import type { DocTransport, SendOutcome, SubscriptionError } from './transport.ts';
 import { userColor } from './user-color.ts';
 
 /** The name of the shared text in every document's Y.Doc. */
@@ -260,22 +260,65 @@ export function createDocProvider(options: DocProviderOptions): DocProvider {
     }, ms);
   }
 
-  const stopUpdates = transport.subscribeUpdates(docId, () => toBase64(Y.encodeStateVector(doc)), {
-    next(message) {
-      if (destroyed) return;
-      Y.applyUpdate(doc, fromBase64(message.update), REMOTE);
-      if (message.sync && !caughtUp) {
-        caughtUp = true;
-        changed();
-      }
+  /**
+   * Keeps a subscription running: one the API ended with a retryable error
+   * (UNAVAILABLE: its database or Redis is briefly unreachable) is made again
+   * on the retry schedule; any other error goes to `onFatal`.
+   */
+  function resilient(
+    start: (onError: (e: SubscriptionError) => void, healthy: () => void) => () => void,
+    onFatal: (e: SubscriptionError) => void,
+    onRetry: () => void,
+  ) {
+    let stop = () => {};
+    let attempts = 0;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const run = () => {
+      stop = start(
+        (e) => {
+          if (destroyed) return;
+          if (!e.retryable) return onFatal(e);
+          onRetry();
+          timer = setTimeout(run, reconnectDelayMs(attempts++, options.retry));
+        },
+        // A result arrived: the next failure starts the schedule over.
+        () => (attempts = 0),
+      );
+    };
+    run();
+    return {
+      stop: () => {
+        clearTimeout(timer);
+        stop();
+      },
+    };
+  }
+
+  const updatesSubscription = resilient(
+    (onError, healthy) =>
+      transport.subscribeUpdates(docId, () => toBase64(Y.encodeStateVector(doc)), {
+        next(message) {
+          if (destroyed) return;
+          healthy();
+          Y.applyUpdate(doc, fromBase64(message.update), REMOTE);
+          if (message.sync && !caughtUp) {
+            caughtUp = true;
+            changed();
+          }
+        },
+        error: onError,
+      }),
+    fail,
+    () => {
+      // The new subscription starts with its own catch-up.
+      caughtUp = false;
+      changed();
     },
-    error: fail,
-  });
+  );
 
   // ---- Awareness.
   const localClient = doc.clientID;
   if (options.user) awareness.setLocalStateField('user', { ...options.user, ...userColor(options.user.id) } satisfies AwarenessUser);
-  let awarenessDirty = false;
   let lastAwarenessSent = 0;
   let awarenessTimer: ReturnType<typeof setTimeout> | undefined;
 
@@ -283,21 +326,13 @@ export function createDocProvider(options: DocProviderOptions): DocProvider {
     clearTimeout(awarenessTimer);
     awarenessTimer = undefined;
     if (!connected || error) return;
-    awarenessDirty = false;
     lastAwarenessSent = Date.now();
     const update = awarenessProtocol.encodeAwarenessUpdate(awareness, [localClient]);
-    void transport.applyAwareness(docId, toBase64(update)).then(
-      (outcome) => {
-        if (!outcome.ok && outcome.retry) awarenessDirty = true;
-      },
-      () => {
-        awarenessDirty = true;
-      },
-    );
+    // Best effort: a lost cursor update is replaced by the next move, the 15 s renewal or the reconnect.
+    void transport.applyAwareness(docId, toBase64(update)).catch(() => {});
   }
 
   function scheduleAwareness() {
-    awarenessDirty = true;
     if (!connected || awarenessTimer !== undefined || destroyed) return;
     const wait = lastAwarenessSent + throttleMs - Date.now();
     if (wait <= 0) sendAwareness();
@@ -310,14 +345,21 @@ export function createDocProvider(options: DocProviderOptions): DocProvider {
   };
   awareness.on('update', onAwarenessUpdate);
 
-  const stopAwareness = transport.subscribeAwareness(docId, {
-    next(update) {
-      if (destroyed) return;
-      awarenessProtocol.applyAwarenessUpdate(awareness, withColors(fromBase64(update)), REMOTE);
-    },
+  const awarenessSubscription = resilient(
+    (onError, healthy) =>
+      transport.subscribeAwareness(docId, {
+        next(update) {
+          if (destroyed) return;
+          healthy();
+          awarenessProtocol.applyAwarenessUpdate(awareness, withColors(fromBase64(update)), REMOTE);
+        },
+        error: onError,
+      }),
     // Awareness is a nicety: the document keeps syncing without it.
-    error: () => {},
-  });
+    () => {},
+    // The new subscription sends every current state again.
+    () => forgetRemoteStates(),
+  );
 
   /** Collaborators get their colour here, from their id: the API passes only `{ id, name }` as `user`. */
   function withColors(update: Uint8Array): Uint8Array {
@@ -405,8 +447,8 @@ export function createDocProvider(options: DocProviderOptions): DocProvider {
       clearTimeout(retryTimer);
       clearTimeout(awarenessTimer);
       stopConnection();
-      stopUpdates();
-      stopAwareness();
+      updatesSubscription.stop();
+      awarenessSubscription.stop();
       doc.off('update', onUpdate);
       awareness.off('update', onAwarenessUpdate);
       awareness.destroy();

@@ -10,7 +10,7 @@ import {
   type DocAwarenessSubscription,
   type DocUpdatesSubscription,
 } from '../gql/graphql.ts';
-import type { DocTransport, SendOutcome } from './transport.ts';
+import type { DocTransport, SendOutcome, SubscriptionError } from './transport.ts';
 
 /**
  * The document transport over the app's realtime client: subscriptions on its
@@ -59,10 +59,14 @@ export function realtimeDocTransport(client: RealtimeClient): DocTransport {
   };
 }
 
-function describe(error: CombinedError): { message: string; code?: string } {
+function describe(error: CombinedError): SubscriptionError {
   const first = error.graphQLErrors[0];
   const code = first?.extensions?.code;
-  return { message: first?.message ?? error.message, ...(typeof code === 'string' ? { code } : {}) };
+  return {
+    message: first?.message ?? error.message,
+    ...(typeof code === 'string' ? { code } : {}),
+    ...(first?.extensions?.retryable === true ? { retryable: true } : {}),
+  };
 }
 
 /** Offline, rate-limited or briefly unavailable: try again; any other API error: refused. */
@@ -71,5 +75,6 @@ export function outcomeOf(error: CombinedError | undefined): SendOutcome {
   if (isOfflineError(error)) return { ok: false, retry: true };
   const later = retryLaterMs(error);
   if (later !== undefined) return { ok: false, retry: true, afterMs: later };
-  return { ok: false, retry: false, ...describe(error) };
+  const { message, code } = describe(error);
+  return { ok: false, retry: false, message, ...(code ? { code } : {}) };
 }

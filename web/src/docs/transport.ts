@@ -15,10 +15,18 @@ export type SendOutcome =
   /** The API refused it (not a member, too large, malformed): sending the same again cannot succeed. */
   | { ok: false; retry: false; message: string; code?: string };
 
+/** Why the API ended a subscription. */
+export interface SubscriptionError {
+  message: string;
+  code?: string;
+  /** The API said to subscribe again (UNAVAILABLE with `retryable`); otherwise it ended for good (FORBIDDEN, NOT_FOUND). */
+  retryable?: boolean;
+}
+
 export interface SubscriptionHandlers<T> {
   next(value: T): void;
-  /** The subscription ended for good (e.g. FORBIDDEN, NOT_FOUND). */
-  error(error: { message: string; code?: string }): void;
+  /** The subscription ended with an error; no more values come. */
+  error(error: SubscriptionError): void;
 }
 
 /**
