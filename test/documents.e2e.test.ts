@@ -125,7 +125,7 @@ describe.each(backends)('shared documents on %s', (backend) => {
     Y.applyUpdate(fresh, fromBase64(stored.update));
     expect(fresh.getText('content').toString()).toBe(text);
     console.log(`[${backend}] 2 editors x 150 edits: ${text.length} chars, ${editors.map((e) => `${e.name} sent ${e.stats.sent} updates (${e.stats.sentBytes} B, max ${e.stats.maxUpdateBytes} B)`).join(', ')}; late sync ${fromBase64(stored.update).byteLength} B, ${await updateRows(docId)} update rows`);
-  });
+  }, 60_000);
 
   it('three editors converge when one works offline for part of the run and resyncs with its state vector', async () => {
     const docId = await createDocument('Three');
@@ -150,7 +150,7 @@ describe.each(backends)('shared documents on %s', (backend) => {
     // Live updates are executed once and shared between the subscribers.
     expect(api.server.fanoutStats().reuses).toBeGreaterThan(0);
     console.log(`[${backend}] 3 editors x 200 edits, C offline for edits 50-150: ${text.length} chars, ${editors.map((e) => `${e.name}: ${e.markers.length} markers, ${e.stats.sent} updates`).join(', ')}; C's resync ${offline.stats.syncBytes} B`);
-  });
+  }, 60_000);
 
   it('a late joiner after compaction reads the same text from snapshot plus updates; stored updates stay bounded', async () => {
     const docId = await createDocument('Compacted');
@@ -189,7 +189,7 @@ describe.each(backends)('shared documents on %s', (backend) => {
     Y.applyUpdate(empty, fromBase64(none.update));
     expect(empty.getText('content').length).toBe(0);
     console.log(`[${backend}] compaction every ${COMPACT_EVERY}: lastSeq ${row.lastSeq}, snapshotSeq ${row.snapshotSeq}, ${rows} update rows left, stored size ${row.size} B; full sync ${fromBase64(late.update).byteLength} B, diff from midway ${fromBase64(diff.update).byteLength} B, up-to-date sync ${fromBase64(none.update).byteLength} B`);
-  });
+  }, 60_000);
 
   it('lists documents newest first and reads one; createDocument checks the title', async () => {
     const first = await createDocument('First');
