@@ -248,7 +248,7 @@ export function attachGraphqlWs({
   return {
     dispose: () => server.dispose(),
     /** How often subscription events were executed, and how often a result was reused. */
-    fanoutStats: () => ({ executions: sharedResults.executions, reuses: sharedResults.reuses }),
+    fanoutStats: () => ({ executions: sharedResults.executions, reuses: sharedResults.reuses, feedSubscribers: feeds.subscribers }),
     /**
      * Subscriptions running now, by root field. Counted from graphql-ws' own
      * table, which drops a subscription as soon as its client completes it:

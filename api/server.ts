@@ -62,7 +62,8 @@ export interface ApiServer {
   readonly services: Services;
   readonly database: Database;
   /** Subscription events executed, and results reused by other subscribers (shared fan-out). */
-  fanoutStats(): { executions: number; reuses: number };
+  /** Shared executions and reuses of subscription results, and subscriptions served by room feeds now. */
+  fanoutStats(): { executions: number; reuses: number; feedSubscribers: number };
   start(port?: number): Promise<{ url: string; wsUrl: string }>;
   /**
    * Drains, then closes: /readyz turns 503 first; after SHUTDOWN_DELAY_MS the

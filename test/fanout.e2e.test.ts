@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { collect, gql, signUp, sleep, wsClient, type Collected, type TestUser } from './helpers/client.ts';
+import { collect, gql, signUp, sleep, until, wsClient, type Collected, type TestUser } from './helpers/client.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
 const SEND = `mutation ($input: SendMessageInput!) { sendMessage(input: $input) { seq } }`;
@@ -32,7 +32,8 @@ describe('shared fan-out of subscription events', () => {
       // Different afterSeq values still share: it only decides where each starts.
       subscribers.push(collect(ws, PLAIN, i < 5 ? { roomId } : { roomId, afterSeq: 0 }));
     }
-    await sleep(400);
+    // Live once the room's feed serves all ten.
+    await until(() => t.server.fanoutStats().feedSubscribers === 10, 10_000, () => `feed subscribers: ${t.server.fanoutStats().feedSubscribers}`);
     const before = t.server.fanoutStats();
     await gql(t.url, SEND, { input: { roomId, body: 'to all', clientId: 'fan-1' } }, ana.token);
     for (const s of subscribers) await s.waitFor(1);

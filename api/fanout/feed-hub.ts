@@ -9,6 +9,7 @@ import {
   type ExecutionResult,
   type FieldNode,
 } from 'graphql';
+import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import type { Context } from '../../schema/context.ts';
 import type { OrderedFeed } from '../../schema/lib/feed.ts';
@@ -37,8 +38,8 @@ export interface FeedHubOptions {
 /** One subscription of one client, served by a feed. */
 interface Subscriber {
   socket: WebSocket;
-  /** `{"id":"<id>","type":"next","payload":` — the start of every frame. */
-  prefix: string;
+  /** `{"id":"<id>","type":"next","payload":` — the start of every frame, as UTF-8. */
+  prefix: Buffer;
   userId: string;
   /** The last seq this subscriber was sent (or asked to start after). */
   cursor: number;
@@ -70,8 +71,8 @@ interface Group {
  */
 export class FeedHubs {
   private readonly hubs = new Map<string, Hub>();
-  /** Each result's JSON with the frame's closing brace, serialized once. */
-  private readonly tails = new WeakMap<ExecutionResult, string>();
+  /** Each result's JSON with the frame's closing brace, serialized and encoded once. */
+  private readonly tails = new WeakMap<ExecutionResult, Buffer>();
 
   constructor(readonly options: FeedHubOptions) {}
 
@@ -144,21 +145,21 @@ export class FeedHubs {
   }
 
   /** The event's result for a group, and its JSON: computed once per event and operation. */
-  async result(group: Group, key: string, event: Event): Promise<{ value: unknown; tail: string }> {
+  async result(group: Group, key: string, event: Event): Promise<{ value: unknown; tail: Buffer }> {
     const { shared, log, eventContext } = this.options;
     const result = await shared.get(`${group.operationKey}|${key}`, async () =>
       maskUnexpected(await execute({ ...group.args, contextValue: eventContext(group.args.contextValue as Context), rootValue: event }), log),
     );
     let tail = this.tails.get(result);
     if (tail === undefined) {
-      tail = `${JSON.stringify(result)}}`;
+      tail = Buffer.from(`${JSON.stringify(result)}}`);
       this.tails.set(result, tail);
     }
     return { value: result.data?.[group.responseKey], tail };
   }
 
   /** Writes one event's frame (`tail`: the payload's JSON and the closing brace) to a subscriber if it is the next one it needs; true when sent. */
-  send(sub: Subscriber, seq: number, tail: string): boolean {
+  send(sub: Subscriber, seq: number, tail: Buffer): boolean {
     if (sub.done || sub.cursor !== seq - 1) return false;
     sub.cursor = seq;
     const { socket } = sub;
@@ -168,9 +169,41 @@ export class FeedHubs {
       socket.close(SLOW_CONSUMER_CLOSE.code, SLOW_CONSUMER_CLOSE.reason);
       return false;
     }
-    socket.send(sub.prefix + tail);
+    writeTextFrame(socket, sub.prefix, tail);
     return true;
   }
+}
+
+/**
+ * Sends `head` + `tail` as one WebSocket text message. Without a negotiated
+ * extension (the API enables none) a server frame is a small header and the
+ * bytes as they are: it is built here, from the UTF-8 the feed encoded once
+ * per event, and written to the TCP socket in one piece, saving `ws` the
+ * per-subscriber string encoding. ws writes its own frames whole and at once,
+ * so frames never interleave. Anything else goes through `ws`.
+ */
+export function writeTextFrame(socket: WebSocket, head: Buffer, tail: Buffer): void {
+  const tcp = (socket as unknown as { _socket?: Socket })._socket;
+  if (!tcp || socket.extensions !== '') {
+    socket.send(Buffer.concat([head, tail]), { binary: false });
+    return;
+  }
+  const length = head.length + tail.length;
+  const headerLength = length < 126 ? 2 : length < 65_536 ? 4 : 10;
+  const frame = Buffer.allocUnsafe(headerLength + length);
+  frame[0] = 0x81; // FIN, text
+  if (headerLength === 2) frame[1] = length;
+  else if (headerLength === 4) {
+    frame[1] = 126;
+    frame.writeUInt16BE(length, 2);
+  } else {
+    frame[1] = 127;
+    frame.writeUInt32BE(0, 2);
+    frame.writeUInt32BE(length, 6);
+  }
+  head.copy(frame, headerLength);
+  tail.copy(frame, headerLength + head.length);
+  tcp.write(frame);
 }
 
 /** One feed key (a room) in this process. */
@@ -216,7 +249,7 @@ class Hub {
     }
     const sub: Subscriber = {
       socket,
-      prefix: `{"id":${JSON.stringify(id)},"type":"next","payload":`,
+      prefix: Buffer.from(`{"id":${JSON.stringify(id)},"type":"next","payload":`),
       userId,
       cursor: afterSeq ?? this.cursor,
       group,
@@ -336,7 +369,7 @@ class Hub {
     while (pending.length > 0) {
       const results = await Promise.all(pending.map((group) => this.hubs.result(group, key, event)));
       pending.forEach((group, i) => {
-        const { tail, value } = results[i] as { value: unknown; tail: string };
+        const { tail, value } = results[i] as { value: unknown; tail: Buffer };
         let count = 0;
         for (const sub of group.subs) if (this.hubs.send(sub, event.seq, tail)) count++;
         if (count > 0) this.hubs.options.resultsSent?.(group.field, value, count);
