@@ -13,7 +13,7 @@ import { User } from './user.ts';
 import { parseInput } from './validation.ts';
 import { advanceReadMark } from './lib/read-marks.ts';
 import { mapIterator, type OrderedFeed } from './lib/feed.ts';
-import { memberRoomStream } from './lib/streams.ts';
+import { memberRoomStream, RESYNC, withResyncs } from './lib/streams.ts';
 import { limitRate } from './lib/rate-limit.ts';
 
 export const Message = builder.objectRef<MessageShape>('Message').implement({
@@ -274,42 +274,23 @@ async function* roomMessages(ctx: Context, roomId: string, afterSeq: number | nu
         cursor = m.seq;
       }
     }
-    // After a broker outage, events published meanwhile never arrive: re-read
-    // the database at once rather than waiting for the next event to show the gap.
-    let resync = false;
-    let wake = () => {};
-    const stopListening = ctx.pubsub.onReconnect(() => {
-      resync = true;
-      wake();
-    });
-    try {
-      let pending = live.next();
-      while (true) {
-        const woken = new Promise<typeof RESYNC>((resolve) => (wake = () => resolve(RESYNC)));
-        const next = resync ? RESYNC : await Promise.race([pending, woken]);
-        if (next === RESYNC) {
-          resync = false;
-          for (const m of await range(ctx, roomId, cursor, null)) {
-            yield m;
-            cursor = m.seq;
-          }
-          continue;
+    for await (const event of withResyncs(ctx.pubsub, live)) {
+      if (event === RESYNC) {
+        for (const m of await range(ctx, roomId, cursor, null)) {
+          yield m;
+          cursor = m.seq;
         }
-        if (next.done) return;
-        pending = live.next();
-        const event = next.value;
-        if (event.seq <= cursor) continue;
-        if (event.seq > cursor + 1) {
-          for (const m of await range(ctx, roomId, cursor, event.seq)) {
-            yield m;
-            cursor = m.seq;
-          }
-        }
-        yield fromEvent(event);
-        cursor = event.seq;
+        continue;
       }
-    } finally {
-      stopListening();
+      if (event.seq <= cursor) continue;
+      if (event.seq > cursor + 1) {
+        for (const m of await range(ctx, roomId, cursor, event.seq)) {
+          yield m;
+          cursor = m.seq;
+        }
+      }
+      yield fromEvent(event);
+      cursor = event.seq;
     }
   } finally {
     signal.removeEventListener('abort', close);
@@ -317,7 +298,6 @@ async function* roomMessages(ctx: Context, roomId: string, afterSeq: number | nu
   }
 }
 
-const RESYNC = Symbol('resync');
 
 /** Stored messages with after < seq < before (before omitted: all after). */
 function range(ctx: Pick<Services, 'db'>, roomId: string, after: number, before: number | null): Promise<MessageShape[]> {

@@ -2,6 +2,7 @@ import * as Y from 'yjs';
 import type { Context } from '../context.ts';
 import { encodeBase64 } from './base64.ts';
 import { loadDocState, updatesAfter } from './doc-store.ts';
+import { RESYNC, withResyncs } from './streams.ts';
 
 /** One DocUpdate as the subscription sends it. */
 export interface DocUpdateShape {
@@ -37,7 +38,6 @@ class DeliveredSeqs {
   }
 }
 
-const RESYNC = Symbol('resync');
 
 /**
  * A document's updates for one subscriber. Subscribes to live updates
@@ -63,32 +63,15 @@ export async function* docUpdateStream(
     const diff = stateVector ? Y.diffUpdate(state.update, stateVector) : state.update;
     yield { docId, update: encodeBase64(diff), sync: true };
 
-    let resync = false;
-    let wake = () => {};
-    const stopListening = ctx.pubsub.onReconnect(() => {
-      resync = true;
-      wake();
-    });
-    try {
-      let pending = live.next();
-      while (true) {
-        const woken = new Promise<typeof RESYNC>((resolve) => (wake = () => resolve(RESYNC)));
-        const next = resync ? RESYNC : await Promise.race([pending, woken]);
-        if (next === RESYNC) {
-          resync = false;
-          const missed = await missedUpdates(ctx, docId, delivered);
-          if (missed) yield { docId, update: encodeBase64(missed), sync: false };
-          continue;
-        }
-        if (next.done) return;
-        pending = live.next();
-        const event = next.value;
-        if (delivered.has(event.seq)) continue;
-        delivered.add(event.seq);
-        yield { docId, update: event.update, sync: false, seq: event.seq };
+    for await (const event of withResyncs(ctx.pubsub, live)) {
+      if (event === RESYNC) {
+        const missed = await missedUpdates(ctx, docId, delivered);
+        if (missed) yield { docId, update: encodeBase64(missed), sync: false };
+        continue;
       }
-    } finally {
-      stopListening();
+      if (delivered.has(event.seq)) continue;
+      delivered.add(event.seq);
+      yield { docId, update: event.update, sync: false, seq: event.seq };
     }
   } finally {
     signal.removeEventListener('abort', close);

@@ -1,5 +1,6 @@
 import { requireRoomMember } from '../access.ts';
 import type { Context, Viewer } from '../context.ts';
+import type { PubSub } from '../events.ts';
 
 /**
  * Resolves when `userId` leaves `roomId`. Subscribes at once; call `cancel`
@@ -83,4 +84,39 @@ export async function memberRoomStream<T>(
     end();
     membership.cancel();
   });
+}
+
+/** Yielded by `withResyncs` after the broker reconnected. */
+export const RESYNC = Symbol('resync');
+
+/**
+ * The events of a live pub/sub iterator, with RESYNC in between whenever the
+ * broker reconnected: events published during the outage never arrive, so
+ * the consumer re-reads the database at once instead of waiting for the next
+ * event to show the gap. Ends when `live` ends.
+ */
+export async function* withResyncs<T>(pubsub: Pick<PubSub, 'onReconnect'>, live: AsyncIterator<T>): AsyncGenerator<T | typeof RESYNC> {
+  let resync = false;
+  let wake = () => {};
+  const stopListening = pubsub.onReconnect(() => {
+    resync = true;
+    wake();
+  });
+  try {
+    let pending = live.next();
+    while (true) {
+      const woken = new Promise<typeof RESYNC>((resolve) => (wake = () => resolve(RESYNC)));
+      const next = resync ? RESYNC : await Promise.race([pending, woken]);
+      if (next === RESYNC) {
+        resync = false;
+        yield RESYNC;
+        continue;
+      }
+      if (next.done) return;
+      pending = live.next();
+      yield next.value;
+    }
+  } finally {
+    stopListening();
+  }
 }
