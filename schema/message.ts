@@ -244,7 +244,7 @@ builder.subscriptionField('messageAdded', (t) =>
     extensions: { sharedResultKey: (message: MessageShape) => `${message.roomId}:${message.seq}`, orderedFeed: roomMessageFeed },
     subscribe: (_root, args, ctx) => {
       if (args.afterSeq != null && args.afterSeq < 0) throw badInput('afterSeq must be 0 or more.', 'afterSeq');
-      return memberRoomStream(ctx, String(args.roomId), (_viewer, signal) => roomMessages(ctx, String(args.roomId), args.afterSeq ?? null, signal));
+      return memberRoomStream(ctx, String(args.roomId), (viewer, signal) => roomMessages(ctx, String(args.roomId), viewer.id, args.afterSeq ?? null, signal));
     },
     resolve: (message) => message,
   }),
@@ -256,7 +256,7 @@ builder.subscriptionField('messageAdded', (t) =>
  * or the room's current seq), and fills from the database any gap the live
  * stream shows (events from several API processes can arrive out of order).
  */
-async function* roomMessages(ctx: Context, roomId: string, afterSeq: number | null, signal: AbortSignal): AsyncGenerator<MessageShape> {
+async function* roomMessages(ctx: Context, roomId: string, viewerId: string, afterSeq: number | null, signal: AbortSignal): AsyncGenerator<MessageShape> {
   const live = await ctx.pubsub.subscribe('message:added', roomId);
   // Unsubscribing closes the queue, which ends the wait for the next event.
   const close = () => void live.return?.();
@@ -276,6 +276,8 @@ async function* roomMessages(ctx: Context, roomId: string, afterSeq: number | nu
     }
     for await (const event of withResyncs(ctx.pubsub, live)) {
       if (event === RESYNC) {
+        // A leave during the outage was not announced: the stream ends as a leave would end it.
+        if (!(await roomMessageFeed.members(ctx, roomId, [viewerId])).has(viewerId)) return;
         for (const m of await range(ctx, roomId, cursor, null)) {
           yield m;
           cursor = m.seq;
